@@ -1,0 +1,128 @@
+"""One error hierarchy: every expected failure names the model, what is wrong,
+and the command that fixes it, and carries the CLI exit code.
+
+Each class also subclasses the matching built-in, so callers that already catch
+``FileNotFoundError`` or ``ConnectionError`` keep working.
+"""
+
+from __future__ import annotations
+
+# Exit codes, documented in the README; the CLI returns exactly these.
+EXIT_OK = 0
+EXIT_NOT_AVAILABLE = 1
+EXIT_USAGE = 2
+EXIT_NETWORK = 3
+EXIT_DISK = 4
+EXIT_LOAD = 5
+EXIT_CANCELLED = 130
+
+
+class LyricsubError(Exception):
+    """Root of every error this package raises on purpose."""
+
+    exit_code = EXIT_NOT_AVAILABLE
+    code = "error"  # stable machine-readable code used in JSON output
+
+    def __init__(self, message: str, *, model: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.model = model
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = f"{self.model}: {self.message}" if self.model else self.message
+        if self.hint:
+            text += f" (run: {self.hint})"
+        return text
+
+
+class UsageError(LyricsubError, ValueError):
+    """Bad arguments: an unknown model or set, conflicting options."""
+
+    exit_code = EXIT_USAGE
+    code = "usage"
+
+
+class IndexFileError(UsageError):
+    """model_index.yaml cannot be read or breaks the format; names file, line and field."""
+
+    code = "index"
+
+    def __init__(self, message: str, *, path: str, line: int | None = None, field: str | None = None) -> None:
+        where = f"{path}:{line}" if line else path
+        if field:
+            where += f" [{field}]"
+        super().__init__(f"{where}: {message}")
+        self.path, self.line, self.field = path, line, field
+
+
+class UnpinnedModelError(UsageError):
+    """The index lacks what a command needs (a commit or a file list)."""
+
+    code = "unpinned"
+
+
+class ModelNotAvailableError(LyricsubError, FileNotFoundError):
+    """The model is missing or partial in the cache."""
+
+    code = "not_available"
+
+    def __init__(self, message: str, *, model: str, status: str, hint: str | None = None) -> None:
+        super().__init__(message, model=model, hint=hint)
+        self.status = status
+
+
+class IntegrityError(ModelNotAvailableError):
+    """A cached file does not match its pinned hash; it is never handed out."""
+
+    code = "corrupt"
+
+
+class HubError(LyricsubError, ConnectionError):
+    """The Hub answered with an error, or could not be reached."""
+
+    exit_code = EXIT_NETWORK
+    code = "hub"
+
+
+class HubUnreachableError(HubError):
+    code = "unreachable"
+
+
+class RemoteNotFoundError(HubError, LookupError):
+    """The repo, revision or file does not exist on the Hub."""
+
+    code = "not_found"
+
+
+class AccessDeniedError(HubError, PermissionError):
+    """A gated or private repo, with no token or a token without access."""
+
+    code = "access_denied"
+
+
+class OfflineError(ModelNotAvailableError):
+    """Offline mode is on and the model is not (fully) in the cache."""
+
+    code = "offline"
+
+
+class DiskSpaceError(LyricsubError, OSError):
+    """Not enough free space before or during a download."""
+
+    exit_code = EXIT_DISK
+    code = "disk_space"
+
+
+class DownloadCancelled(LyricsubError):
+    """The user cancelled; partial files stay resumable."""
+
+    exit_code = EXIT_CANCELLED
+    code = "cancelled"
+
+
+class LoadError(LyricsubError, RuntimeError):
+    """The files are intact but the library could not load or run the model."""
+
+    exit_code = EXIT_LOAD
+    code = "load"
