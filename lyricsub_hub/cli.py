@@ -124,7 +124,7 @@ def _statuses(args: argparse.Namespace, require: bool) -> tuple[Outcome, list]:
     if require and not args.names and not args.set_name:
         raise UsageError("name at least one model or --set SET", hint="lyricsub-hub list")
     out = Outcome(args.command)
-    statuses = mgr.list_models(args.names, args.set_name)
+    statuses = mgr.list_models(getattr(args, "names", []), args.set_name)
     return out, statuses
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .environment import is_offline, quiet_hub
-from .errors import DiskSpaceError, DownloadCancelled, LyricsubError, OfflineError, UnpinnedModelError
+from .errors import DiskSpaceError, DownloadCancelled, HubUnreachableError, LyricsubError, OfflineError, UnpinnedModelError
 from .events import DownloadProgress, DownloadResult
 from .failures import is_transient, retry_after, translate
 from .fetch import FetchJob, fetch_blob
@@ -127,6 +127,7 @@ class ModelDownloader:
         self._runs: dict[str, _Run] = {}
         self._runs_lock = threading.Lock()
         self._records_lock = threading.Lock()
+        self._reachable = False
 
     # -- public API ---------------------------------------------------------------
     def set_progress_callback(self, callback: ProgressCallback | None) -> None:
@@ -188,6 +189,7 @@ class ModelDownloader:
             raise OfflineError(f"offline mode is on and {len(needed)} file(s) are missing: {names}", model=spec.name,
                                status=before.status, hint=f"lyricsub-hub warm {spec.name}  (with network, without --offline/HF_HUB_OFFLINE)")
         quiet_hub()
+        self._probe(spec.name)
         self._drop_bad(spec, before, needed)
         run.emit("plan", None)
         planned = self._with_retries(spec, run, None, lambda: self._plan(spec, needed))
@@ -233,7 +235,8 @@ class ModelDownloader:
                     raise DownloadCancelled("cancelled", model=spec.name, hint=f"lyricsub-hub warm {spec.name}") from None
                 delay = self.retry.delay(attempt, retry_after(exc))
                 if not is_transient(exc) or attempt >= self.retry.attempts or waited + delay > self.retry.budget:
-                    raise translate(exc, model=spec.name, repo=spec.repo, revision=spec.revision, filename=fname,
+                    raise translate(exc, model=spec.name, repo=spec.repo, revision=spec.revision,
+                                    filename=getattr(exc, "lyricsub_filename", fname),
                                     endpoint=self._endpoint(), token=self.manager.token, attempts=attempt) from None
                 run.emit("download", fname, message=f"retrying in {delay:.1f}s after: {type(exc).__name__}")
                 if run.cancel.wait(delay):
@@ -247,7 +250,11 @@ class ModelDownloader:
         out = []
         for fspec in needed:
             url = hf_hub_url(spec.repo, fspec.name, revision=spec.revision, endpoint=self.manager.endpoint)
-            meta = get_hf_file_metadata(url, token=self.manager.token, timeout=self.timeout)
+            try:
+                meta = get_hf_file_metadata(url, token=self.manager.token, timeout=self.timeout)
+            except Exception as exc:
+                exc.lyricsub_filename = fspec.name  # type: ignore[attr-defined]  # for the error line
+                raise
             size = meta.size if meta.size is not None else (fspec.size or 0)
             if fspec.size is not None and meta.size is not None and meta.size != fspec.size:
                 raise UnpinnedModelError(f"the Hub says {fspec.name} has {meta.size} bytes, the index pins {fspec.size}",
@@ -266,7 +273,12 @@ class ModelDownloader:
             if not got.already:
                 st = os.stat(got.blob)
                 self._remember(spec, p.fspec.name, Stamp.of(st, p.etag))
-        self._link(spec, p)
+            self._link(spec, p)
+            run.emit("file_done", p.fspec.name, p.size)
+            return got.resumed
+        else:  # small git-stored files, or --transfer hub: huggingface_hub fetches the bytes itself
+            self._link(spec, p)
+            run.add(p.fspec.name, p.size, p.size)
         run.emit("file_done", p.fspec.name, p.size)
         return 0
 
@@ -313,6 +325,18 @@ class ModelDownloader:
             os.replace(tmp, ref)
         except OSError:
             pass  # read-only cache: loaders can still be given the snapshot path
+
+    def _probe(self, model: str) -> None:
+        """Fail fast, once per downloader, when the Hub cannot be reached at all."""
+        if self._reachable:
+            return
+        from .reach import unreachable_reason
+
+        reason = unreachable_reason(self._endpoint())
+        if reason:
+            raise HubUnreachableError(f"the Hub at {self._endpoint()} cannot be reached: {reason}", model=model,
+                                      hint="check the network or HF_ENDPOINT; on a machine without one, use a warm cache with --offline")
+        self._reachable = True
 
     def _endpoint(self) -> str:
         return (self.manager.endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")

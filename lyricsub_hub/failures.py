@@ -10,9 +10,10 @@ import errno
 import re
 
 from .errors import (
-    AccessDeniedError, DiskSpaceError, HubError, HubUnreachableError, LyricsubError, OfflineError,
+    AccessDeniedError, DiskSpaceError, HubError, HubUnreachableError, IntegrityError, LyricsubError, OfflineError,
     RemoteNotFoundError,
 )
+from .fetch import CorruptTransfer
 from .transport import transient_errors
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -27,6 +28,8 @@ def is_transient(exc: BaseException) -> bool:
     """Worth another try: connection trouble, timeouts, 408/429/5xx."""
     from huggingface_hub.errors import HfHubHTTPError
 
+    if isinstance(exc, CorruptTransfer):
+        return True
     if isinstance(exc, HfHubHTTPError):
         status = http_status(exc)
         return status is None or status in RETRY_STATUSES
@@ -67,7 +70,9 @@ def translate(exc: BaseException, *, model: str, repo: str, revision: str | None
     if isinstance(exc, hf.EntryNotFoundError):
         return RemoteNotFoundError(f"file {filename} does not exist in {repo} at {revision}", model=model,
                                    hint=f"lyricsub-hub lock --update {model}")
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if isinstance(exc, CorruptTransfer):
+        return IntegrityError(f"{exc} (after {attempts} tries; nothing was kept)", model=model, status="corrupt", hint=warm)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return DiskSpaceError(f"the disk filled up while writing {filename}; the partial file is kept for resume",
                               model=model, hint=f"free space, then {warm}")
     status = http_status(exc)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .errors import DownloadCancelled, IntegrityError
+from .errors import DownloadCancelled
 from .paths import lock_path, repo_folder
 from .transport import READ_SIZE, stream_get
 
@@ -31,6 +31,10 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
+
+
+class CorruptTransfer(ValueError):
+    """The bytes received do not hash to the etag/pin: worth one more try from scratch."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ def _stream_into(job: FetchJob, blob: Path, cancel: threading.Event, on_bytes: C
     with open(partial, "ab") as out, stream_get(job.url, headers, job.timeout) as stream:
         register(stream.close)
         try:
-            if have and stream.status == 200:  # server ignored Range: start over
+            if stream.status == 200 and have:  # server ignored Range: start over
                 out.truncate(0)
                 out.seek(0)
                 sha = hashlib.sha256()
@@ -105,8 +109,7 @@ def _stream_into(job: FetchJob, blob: Path, cancel: threading.Event, on_bytes: C
                 if not chunk:
                     continue
                 if have + len(chunk) > job.size:
-                    raise IntegrityError(f"{job.filename}: the server sent more than the expected {job.size} bytes",
-                                         model=job.model, status="partial")
+                    raise CorruptTransfer(f"{job.filename}: the server sent more than the expected {job.size} bytes")
                 out.write(chunk)
                 sha.update(chunk)
                 have += len(chunk)
@@ -127,8 +130,7 @@ def _stream_into(job: FetchJob, blob: Path, cancel: threading.Event, on_bytes: C
     if digest != job.etag or (job.pinned_sha256 and digest != job.pinned_sha256):
         partial.unlink(missing_ok=True)  # a wrong byte somewhere: keeping the prefix would keep it too
         expected = job.pinned_sha256 or job.etag
-        raise IntegrityError(f"{job.filename}: downloaded bytes hash to {digest[:12]}…, expected {expected[:12]}…",
-                             model=job.model, status="corrupt")
+        raise CorruptTransfer(f"{job.filename}: downloaded bytes hash to {digest[:12]}…, expected {expected[:12]}…")
     _publish(partial, blob)
     return Fetched(blob, fetched, resumed, False)
 

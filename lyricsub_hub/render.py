@@ -66,7 +66,8 @@ def envelope(out: Outcome) -> dict[str, Any]:
     return body
 
 
-def emit(out: Outcome, as_json: bool, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr) -> int:
+def emit(out: Outcome, as_json: bool, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     if as_json and out.data.pop("_printed", False):
         pass  # streamed already (warm --json ends with its summary event)
     elif as_json:
@@ -80,7 +81,8 @@ def emit(out: Outcome, as_json: bool, stdout: TextIO = sys.stdout, stderr: TextI
     return out.exit_code
 
 
-def json_line(event: dict[str, Any], stream: TextIO = sys.stdout) -> None:
+def json_line(event: dict[str, Any], stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
     stream.write(json.dumps(event, default=_default) + "\n")
     stream.flush()
 

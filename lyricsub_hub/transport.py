@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-READ_SIZE = 1 << 18  # 256 KiB: cancel and progress granularity
+READ_SIZE = 1 << 16  # 64 KiB: what a dropped connection can cost, and the progress granularity
 
 
 @dataclass
@@ -29,7 +29,7 @@ def stream_get(url: str, headers: dict[str, str], timeout: float) -> Iterator[St
     from huggingface_hub.utils import get_session, hf_raise_for_status
 
     session = get_session()
-    if hasattr(session, "stream"):  # httpx-based client (huggingface_hub >= 1.0)
+    if not _is_requests(session):  # httpx-based client (huggingface_hub >= 1.0)
         with session.stream("GET", url, headers=headers, timeout=timeout, follow_redirects=True) as resp:
             if resp.status_code >= 400:
                 resp.read()
@@ -38,12 +38,28 @@ def stream_get(url: str, headers: dict[str, str], timeout: float) -> Iterator[St
                          resp.iter_bytes(READ_SIZE), resp.close)
         return
     resp = session.get(url, headers=headers, stream=True, timeout=timeout)  # requests follows redirects, drops auth cross-origin
+    conn = getattr(resp.raw, "connection", None)  # held now: on EOF urllib3 hands it back to its pool
     try:
         hf_raise_for_status(resp)
         yield Stream(resp.status_code, resp.headers.get("Content-Range"), _int(resp.headers.get("Content-Length")),
-                     resp.iter_content(READ_SIZE), resp.close)
+                     resp.iter_content(READ_SIZE), lambda: _hang_up(resp, conn))
     finally:
-        resp.close()
+        _hang_up(resp, conn)
+
+
+def _hang_up(resp, conn) -> None:
+    """Close the socket itself, so the server stops sending; a plain close() can leave it open in the pool."""
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:
+            pass
+    resp.close()
+
+
+def _is_requests(session: object) -> bool:
+    """requests.Session also has a `stream` attribute (a bool), so ask for the class instead."""
+    return any(cls.__module__.startswith("requests") for cls in type(session).__mro__)
 
 
 def transient_errors() -> tuple[type[BaseException], ...]:

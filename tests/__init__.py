@@ -1,0 +1,1 @@
+"""lyricsub-hub tests."""
