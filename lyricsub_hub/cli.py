@@ -61,7 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transfer", choices=("http", "hub"), default="http",
                    help="http: resumable across runs, hashed while written (default); hub: huggingface_hub decides (Xet where available)")
     p.add_argument("--no-load", action="store_true", help="skip loading each model after download")
-    p.add_argument("--device", default="cpu", help="device for the load check (default cpu)")
+    p.add_argument("--device", default="cpu", help="device for the load check: cpu, cuda, cuda:N, auto (default cpu)")
+    p = cmd("load", "load models from the cache on a device and run each once on a synthetic signal")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
     p = cmd("verify", "check cached files against their pinned hashes (exit 1 on any failure)")
     _names(p)
     p.add_argument("--deep", action="store_true", help="re-hash every file, ignoring verification records")
@@ -242,8 +245,25 @@ def cmd_lock(args: argparse.Namespace) -> Outcome:
     return out
 
 
+def cmd_load(args: argparse.Namespace) -> Outcome:
+    from .loading import load_and_smoke
+
+    mgr = manager_for(args)
+    out = Outcome("load")
+    for name in args.names:
+        try:
+            rep = load_and_smoke(mgr, name, device=args.device)
+        except LyricsubError as exc:
+            out.fail(exc)
+            continue
+        out.models.append({"name": rep.name, "status": "loaded", "path": str(mgr.get_model_path(rep.name)), "device": rep.device,
+                           "load_seconds": round(rep.load_seconds, 3), "run_seconds": round(rep.run_seconds, 3), "summary": rep.summary})
+        out.lines.append(f"{rep.name:<28} {rep.device:<7} load {rep.load_seconds:.2f}s  run {rep.run_seconds:.2f}s  {rep.summary}")
+    return out
+
+
 HANDLERS: dict[str, Handler] = {
     "list": cmd_list, "status": cmd_status, "info": cmd_info, "path": cmd_path,
     "rm": cmd_rm, "clear": cmd_clear, "warm": cmd_warm,
-    "verify": cmd_verify, "lock": cmd_lock,
+    "verify": cmd_verify, "lock": cmd_lock, "load": cmd_load,
 }

@@ -119,6 +119,18 @@ class ModelManager:
 
         return ModelDownloader(self).download_model(name, **kwargs)
 
+    def load(self, name: str, device: str = "auto", **options):
+        """The library's own model object (a demucs bag, a whisperX pipeline, ...) from the verified snapshot."""
+        from .loading import load
+
+        return load(self, name, device, **options)
+
+    def smoke_test(self, name: str, device: str = "auto", **options):
+        """Load, then run once on a short synthetic signal; returns a SmokeReport (device, load and run time)."""
+        from .loading import load_and_smoke
+
+        return load_and_smoke(self, name, device, **options)
+
     @property
     def token(self) -> str | None:
         return self._token or os.environ.get("HF_TOKEN") or None

@@ -108,16 +108,20 @@ def warm(args: argparse.Namespace, manager: ModelManager) -> Outcome:
 
 
 def _load_check(args: argparse.Namespace, manager: ModelManager, name: str, out: Outcome) -> None:
-    """Prove the model loads, when the loaders are present (issue: load to confirm)."""
-    try:
-        from .loading import load_and_smoke
-    except ImportError:
+    """Prove the model loads and runs once; skipped where its library is not installed."""
+    from .loading import library_missing, load_and_smoke
+
+    missing = library_missing(manager.spec(name).family)
+    if missing:
+        out.lines.append(f"{name:<28} load check skipped: {missing} is not installed (pip install 'lyricsub-hub[full]')")
         return
     try:
         report = load_and_smoke(manager, name, device=args.device)
     except LyricsubError as exc:
         out.fail(exc)
         return
+    out.models[-1]["load"] = {"device": report.device, "load_seconds": round(report.load_seconds, 3),
+                              "run_seconds": round(report.run_seconds, 3), "summary": report.summary}
     out.lines.append(f"{name:<28} loaded on {report.device} in {report.load_seconds:.2f}s, ran in {report.run_seconds:.2f}s: {report.summary}")
 
 

@@ -28,6 +28,12 @@ from lyricsub_hub.testing.hub import TestHub  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The light huggingface_hub 2.x environment has no torch: skip the modules that need it.
+import importlib.util  # noqa: E402
+
+if importlib.util.find_spec("torch") is None:
+    collect_ignore = ["test_loaders.py", "test_tiny_models.py", "test_full_cycle.py"]
+
 
 @dataclass(frozen=True)
 class Repo:
