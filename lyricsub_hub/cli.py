@@ -13,8 +13,8 @@ import sys
 from typing import Callable, Sequence
 
 from . import __version__
-from .environment import go_offline
-from .errors import EXIT_CANCELLED, EXIT_USAGE, LyricsubError, UsageError
+from .environment import go_offline, quiet_hub
+from .errors import EXIT_CANCELLED, EXIT_USAGE, LyricsubError, ModelNotAvailableError, UsageError
 from .render import Outcome, emit, human_size, model_json, status_line
 
 Handler = Callable[[argparse.Namespace], Outcome]
@@ -86,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed usage
         return EXIT_USAGE if exc.code not in (0, None) else 0
+    quiet_hub()
     if args.offline:
         go_offline()
     if args.endpoint:
@@ -216,7 +217,10 @@ def cmd_verify(args: argparse.Namespace) -> Outcome:
         for f in rep.before.files:
             mark = " (repaired)" if f.name in rep.repaired else ""
             out.lines.append(f"{rep.model:<28} {f.state:<13} {f.name}{mark}{'  ' + f.detail if f.detail else ''}")
-        if not rep.ok:
+        if rep.after.status == "unpinned":  # verify reports it like any failure: exit 1
+            out.fail(ModelNotAvailableError("no pinned commit or file list to verify against", model=rep.model,
+                                            status="unpinned", hint=f"lyricsub-hub lock {rep.model}"))
+        elif not rep.ok:
             out.fail(not_available_error(rep.after))
     if not out.models:
         out.lines.append("nothing in the cache to verify (name models to check them anyway)")

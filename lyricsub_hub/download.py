@@ -118,6 +118,7 @@ class ModelDownloader:
                  timeout: float = 10.0, transfer: str = "http") -> None:
         if transfer not in ("http", "hub"):
             raise ValueError("transfer must be 'http' (resumable, default) or 'hub' (huggingface_hub decides, Xet included)")
+        quiet_hub()  # before huggingface_hub is imported, where we can: no telemetry, no bars
         self.manager = manager or ModelManager()
         self.workers = max(1, workers)
         self.retry = retry or RetryPolicy()

@@ -41,6 +41,9 @@ def go_offline() -> None:
 
 
 def quiet_hub() -> None:
-    """Defaults for our own downloads: no telemetry, and plain HTTP unless the user chose Xet."""
+    """No telemetry (2.x otherwise contacts huggingface.co on its own) and no tqdm bars of its own.
+
+    Defaults only: a user's explicit setting wins. Effective when set before huggingface_hub is imported.
+    """
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

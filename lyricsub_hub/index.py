@@ -109,6 +109,14 @@ class ModelIndex:
         return list(specs.values())
 
 
+def safe_file_name(fname: str) -> bool:
+    """A relative POSIX path that cannot leave the snapshot folder."""
+    return not (
+        not fname or fname.startswith(("/", "\\")) or "\\" in fname or ":" in fname or "\x00" in fname
+        or any(part in ("..", ".", "") for part in fname.split("/")) or PurePosixPath(fname).is_absolute()
+    )
+
+
 def default_index_path() -> Path:
     """$LYRICSUB_MODEL_INDEX, else the index shipped in the wheel, else the repo checkout's."""
     env = os.environ.get(INDEX_ENV)
@@ -258,14 +266,7 @@ class _Parser:
         return tuple(out)
 
     def check_file_name(self, node: yaml.Node, model: str, fname: str) -> None:
-        """Refuse names that could leave the snapshot folder."""
-        pure = PurePosixPath(fname)
-        bad = (
-            not fname or fname.startswith(("/", "\\")) or "\\" in fname or ":" in fname
-            or any(part in ("..", ".", "") for part in fname.split("/")) or pure.is_absolute()
-            or "\x00" in fname
-        )
-        if bad:
+        if not safe_file_name(fname):
             raise self.fail(node, f"file name '{fname}' must be a relative path inside the repo (no '..', no absolute path)", f"{model}.files.name")
 
     def set_(self, sname: str, node: yaml.Node, models: dict[str, ModelSpec]) -> tuple[str, ...]:

@@ -10,9 +10,9 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import LyricsubError, UsageError
+from .errors import HubError, LyricsubError, UsageError
 from .failures import translate
-from .index import ModelSpec, load_index
+from .index import ModelSpec, load_index, safe_file_name
 
 # Which files a family's library reads, when the index names none.
 FAMILY_PATTERNS = {
@@ -70,6 +70,10 @@ def _resolve(spec: ModelSpec, *, update: bool, endpoint: str | None, token: str 
         info = api.model_info(spec.repo, revision=revision, files_metadata=True)
         siblings = {s.rfilename: s for s in (info.siblings or [])}
         wanted = [f.name for f in spec.files] or _pick(spec.family, list(siblings))
+        hostile = [n for n in wanted if not safe_file_name(n)]
+        if hostile:
+            raise HubError(f"the Hub's file list for {spec.repo} names paths outside the repo: {', '.join(hostile[:3])}; refusing to pin them",
+                           model=spec.name)
         if not wanted:
             raise UsageError(f"{spec.repo} at {revision} has no files a {spec.family} model needs", model=spec.name)
         old = {f.name: f for f in spec.files}

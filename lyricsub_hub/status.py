@@ -85,9 +85,12 @@ def model_status(spec: ModelSpec, cache_dir: Path, records: RecordStore | None, 
             to_hash.append((fspec, path, st, etag))
     if to_hash:
         new = _hash_and_judge(to_hash, results)
-        if records and new:
+        bad = {name for name, f in results.items() if f.state == "mismatch"}
+        if records and (new or bad):
             fresh = dict(records.load(key, spec.repo, spec.revision)) if verify != "record" else dict(stamps)
             fresh.update(new)
+            for name in bad:  # a failure is remembered too: no stale record may vouch for it again
+                fresh.pop(name, None)
             records.save(key, spec.repo, spec.revision, fresh)
     files = tuple(results[f.name] for f in spec.files)
     return _summarise(spec, snap, files, cache_dir)
