@@ -92,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.endpoint:
         os.environ["HF_ENDPOINT"] = args.endpoint
     _sigterm_as_interrupt()
+    if args.command in ("load", "warm") and not os.environ.get("LYRICSUB_VERBOSE"):
+        _quiet_libraries()
     handler = HANDLERS[args.command]
     try:
         outcome = handler(args)
@@ -105,6 +107,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         outcome.fail(DownloadCancelled("cancelled; partial downloads are kept and the same command resumes them"))
         outcome.exit_code = EXIT_CANCELLED
     return emit(outcome, args.json)
+
+
+def _quiet_libraries() -> None:
+    """The speech libraries log and warn a lot on load (torchcodec, Lightning upgrades, VAD info);
+    the CLI keeps stderr for what the user must act on."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    logging.disable(logging.INFO)  # libraries set their own logger levels at import; this outranks them
 
 
 def _sigterm_as_interrupt() -> None:
