@@ -141,9 +141,17 @@ def _hash_and_judge(jobs: list, results: dict[str, FileStatus]) -> dict[str, Sta
         verifiable = bool(fspec.sha256 or (etag and (_HEX64.match(etag) or _HEX40.match(etag))))
         state: FileState = "ok" if verifiable else "unpinned"
         results[fspec.name] = FileStatus(fspec.name, state, path, fspec.size, digest.size, fspec.sha256, "hashed")
-        if verifiable and os.stat(path).st_mtime_ns == st.st_mtime_ns:  # unchanged while we read it
+        if verifiable and _unchanged(path, st):  # a file rewritten while we read it gets no record
             stamps[fspec.name] = Stamp.of(st, digest.sha256)
     return stamps
+
+
+def _unchanged(path: Path, st: os.stat_result) -> bool:
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    return (now.st_mtime_ns, now.st_size, now.st_ino) == (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def _compare(fspec: FileSpec, etag: str | None, sha256: str, git_sha1: str | None) -> str:

@@ -201,3 +201,15 @@ def test_offline_with_a_missing_model_fails_at_once_without_a_request(hub, small
     assert time.monotonic() - started < 1
     assert not result.success and result.error_code == "offline" and "lyricsub-hub warm demucs:tiny" in result.error
     assert "abc.safetensors" in result.error and hub.requests == []
+
+
+def test_hub_transfer_lets_huggingface_hub_fetch_and_still_verifies(hub, small_repos, index_file, cache_dir) -> None:
+    events = []
+    dl = downloader(index_file, cache_dir, hub, transfer="hub")
+    dl.set_progress_callback(events.append)
+    result = dl.download_model("whisper:tiny")
+    assert result.success and result.bytes_fetched == sum(len(v) for v in small_repos[1].files.values())
+    assert [e.file for e in events if e.stage == "file_done"].count("model.bin") == 1
+    assert gets(hub, "model.bin") == 1
+    st = ModelManager(index_file, cache_dir).status("whisper:tiny")
+    assert st.available and {f.checked for f in st.files} == {"record"}
