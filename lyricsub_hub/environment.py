@@ -18,7 +18,9 @@ def env_flag(name: str) -> bool:
 
 
 def is_offline() -> bool:
-    return env_flag("HF_HUB_OFFLINE")
+    """The same rule huggingface_hub applies: HF_HUB_OFFLINE, or else TRANSFORMERS_OFFLINE."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().lower() in _TRUE
 
 
 def go_offline() -> None:

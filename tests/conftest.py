@@ -19,7 +19,8 @@ os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ["PYANNOTE_METRICS_ENABLED"] = "false"
-os.environ.pop("HF_HUB_OFFLINE", None)
+for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.pop(_var, None)
 os.environ.pop("HF_TOKEN", None)
 
 import pytest  # noqa: E402
@@ -48,12 +49,22 @@ def payload(seed: int, size: int) -> bytes:
 
 
 @pytest.fixture(autouse=True)
+def restore_environ():
+    """Whatever a test (or the code under test) writes into os.environ is undone afterwards."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
 def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test gets its own HF home, cache and state folder."""
     home = tmp_path / "hf"
     monkeypatch.setenv("HF_HOME", str(home))
     monkeypatch.setenv("LYRICSUB_STATE_DIR", str(tmp_path / "state"))
-    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "HF_TOKEN", "LYRICSUB_MODEL_INDEX", "HF_ENDPOINT"):
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE",
+                "HF_TOKEN", "LYRICSUB_MODEL_INDEX", "HF_ENDPOINT"):
         monkeypatch.delenv(var, raising=False)
     return home
 

@@ -138,17 +138,25 @@ def test_persistent_5xx_ends_in_one_clear_error_within_the_budget(hub, small_rep
     assert not ModelManager(index_file, cache_dir).check_model_availability("demucs:tiny")
 
 
-def test_unreachable_hub_fails_fast(small_repos, index_file, cache_dir) -> None:
+def _closed_port() -> str:
     import socket
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mgr = ModelManager(index_file, cache_dir, endpoint=f"http://127.0.0.1:{port}")
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("endpoint,words", [
+    (None, "Connection refused"),
+    ("http://hub.invalid", "cannot resolve hub.invalid"),  # as on a machine with no network: the name does not resolve
+])
+def test_unreachable_hub_fails_fast(small_repos, index_file, cache_dir, endpoint, words) -> None:
+    mgr = ModelManager(index_file, cache_dir, endpoint=endpoint or _closed_port())
     started = time.monotonic()
     result = ModelDownloader(mgr).download_model("demucs:tiny")
     assert time.monotonic() - started < 6
     assert result.exit_code == 3 and result.error_code == "unreachable" and "cannot be reached" in result.error
+    assert words in result.error and "demucs:tiny" in result.error
 
 
 @pytest.mark.parametrize("case,code,words", [
