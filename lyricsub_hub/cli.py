@@ -147,9 +147,10 @@ def _statuses(args: argparse.Namespace, require: bool) -> tuple[Outcome, list]:
 
 def cmd_list(args: argparse.Namespace) -> Outcome:
     out, statuses = _statuses(args, require=False)
+    width = max([len(st.name) for st in statuses] + [20]) + 1
     for st in statuses:
         out.models.append(model_json(st))
-        out.lines.append(status_line(st))
+        out.lines.append(status_line(st, width))
     return out
 
 
@@ -157,9 +158,10 @@ def cmd_status(args: argparse.Namespace) -> Outcome:
     from .manager import not_available_error
 
     out, statuses = _statuses(args, require=True)
+    width = max([len(st.name) for st in statuses] + [20]) + 1
     for st in statuses:
         out.models.append(model_json(st))
-        out.lines.append(status_line(st))
+        out.lines.append(status_line(st, width))
         if not st.available:
             out.fail(not_available_error(st))
     return out

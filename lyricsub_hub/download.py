@@ -128,7 +128,7 @@ class ModelDownloader:
         self._runs: dict[str, _Run] = {}
         self._runs_lock = threading.Lock()
         self._records_lock = threading.Lock()
-        self._reachable = False
+        self._reach: str | None = None  # '' once reached; the reason when not
 
     # -- public API ---------------------------------------------------------------
     def set_progress_callback(self, callback: ProgressCallback | None) -> None:
@@ -329,15 +329,14 @@ class ModelDownloader:
 
     def _probe(self, model: str) -> None:
         """Fail fast, once per downloader, when the Hub cannot be reached at all."""
-        if self._reachable:
-            return
-        from .reach import unreachable_reason
+        if self._reach is None:
+            from .reach import unreachable_reason
 
-        reason = unreachable_reason(self._endpoint())
-        if reason:
-            raise HubUnreachableError(f"the Hub at {self._endpoint()} cannot be reached: {reason}", model=model,
-                                      hint="check the network or HF_ENDPOINT; on a machine without one, use a warm cache with --offline")
-        self._reachable = True
+            self._reach = unreachable_reason(self._endpoint()) or ""
+        if self._reach:
+            raise HubUnreachableError(f"the Hub at {self._endpoint()} cannot be reached: {self._reach}; warm on a machine "
+                                      "with network, or point HF_ENDPOINT at a mirror", model=model,
+                                      hint=f"HF_ENDPOINT=<mirror url> lyricsub-hub warm {model}")
 
     def _endpoint(self) -> str:
         return (self.manager.endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")

@@ -89,7 +89,8 @@ def warm(args: argparse.Namespace, manager: ModelManager) -> Outcome:
                     _load_check(args, manager, spec.name, out)
             else:
                 out.fail(_as_error(result))
-                if result.error_code == "cancelled":
+                if result.error_code in ("cancelled", "unreachable"):  # the next models would fail the same way
+                    out.data["skipped"] = [s.name for s in specs[len(results):]]
                     break
     except KeyboardInterrupt:
         downloader.cancel_download()
