@@ -26,7 +26,7 @@ from .events import DownloadProgress, DownloadResult
 from .failures import is_transient, retry_after, translate
 from .fetch import FetchJob, fetch_blob
 from .index import FileSpec, ModelSpec
-from .manager import ModelManager
+from .manager import ModelManager, not_available_error
 from .paths import cache_key, repo_folder
 from .records import Stamp
 from .status import ModelStatus, incomplete_bytes
@@ -188,7 +188,7 @@ class ModelDownloader:
         if is_offline():
             names = ", ".join(f.name for f in needed)
             raise OfflineError(f"offline mode is on and {len(needed)} file(s) are missing: {names}", model=spec.name,
-                               status=before.status, hint=f"lyricsub-hub warm {spec.name}  (with network, without --offline/HF_HUB_OFFLINE)")
+                               status=before.status, hint=f"HF_HUB_OFFLINE=0 lyricsub-hub warm {spec.name}  (on a machine with network)")
         quiet_hub()
         self._probe(spec.name)
         self._drop_bad(spec, before, needed)
@@ -197,7 +197,6 @@ class ModelDownloader:
         run.total = sum(p.size for p in planned)
         resumable = incomplete_bytes(self.manager.cache_dir, spec.repo)
         DiskPlan.of(self.manager.cache_dir, [(spec.name, run.total - min(resumable, run.total))]).raise_if_short()
-        fetched: list[str] = []
         resumed = 0
         with ThreadPoolExecutor(max_workers=min(self.workers, len(planned)), thread_name_prefix="lyricsub-dl") as pool:
             futures = [pool.submit(self._with_retries, spec, run, p.fspec.name, lambda p=p: self._fetch_one(spec, run, p)) for p in planned]
@@ -214,8 +213,6 @@ class ModelDownloader:
         run.emit("verify", None)
         after = self.manager.status(spec)
         if not after.available:
-            from .manager import not_available_error
-
             raise not_available_error(after)
         run.emit("done", None)
         return DownloadResult(spec.name, True, after.path, run.done, time.monotonic() - run.started,
