@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -63,5 +62,7 @@ def digest_many(jobs: Iterable[tuple[Path, bool]], workers: int | None = None) -
 
     if workers == 1 or len(jobs) < 2:
         return [one(j) for j in jobs]
+    from concurrent.futures import ThreadPoolExecutor  # only when there is something to spread
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lyricsub-hash") as pool:
         return list(pool.map(one, jobs))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -57,7 +57,8 @@ class RecordStore:
         payload = json.dumps({"version": RECORD_VERSION, "files": {n: asdict(s) for n, s in sorted(stamps.items())}})
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".rec-", suffix=".tmp")
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             with os.fdopen(fd, "w") as fh:
                 fh.write(payload)
             os.replace(tmp, target)
