@@ -33,7 +33,7 @@ class LyricsubError(Exception):
         text = f"{self.model}: {self.message}" if self.model else self.message
         if self.hint:
             text += f" (run: {self.hint})"
-        return text
+        return text.replace("\r", "\\r").replace("\n", "\\n")  # one line, whatever a value contained
 
 
 class UsageError(LyricsubError, ValueError):

@@ -18,9 +18,11 @@ from .errors import IndexFileError, UsageError
 
 FAMILIES = ("demucs", "whisper", "align", "diarize")
 INDEX_ENV = "LYRICSUB_MODEL_INDEX"
-_HEX40 = re.compile(r"^[0-9a-f]{40}$")
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_HEX40 = re.compile(r"[0-9a-f]{40}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_REPO = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+", re.ASCII)
+_DIGITS = re.compile(r"[0-9]+")
+MAX_DEPTH = 200  # libyaml's C parser recurses per level of flow nesting; a hostile file must not crash it
 _MODEL_KEYS = {"family", "repo", "revision", "branch", "files", "license", "gated", "description", "requires", "options"}
 _FILE_KEYS = {"name", "size", "sha256"}
 
@@ -134,6 +136,9 @@ def load_index(path: str | os.PathLike[str] | None = None) -> ModelIndex:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise IndexFileError(f"cannot read the index: {exc.strerror or exc}", path=str(path)) from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise IndexFileError(f"not UTF-8 text (byte {exc.start})", path=str(path), line=line) from None
     return parse_index(text, str(path))
 
 
@@ -152,6 +157,7 @@ class _Parser:
         return IndexFileError(message, path=self.path, line=line, field=field_name)
 
     def parse(self, text: str) -> ModelIndex:
+        self.check_depth(text)
         try:
             root = yaml.compose(text, Loader=_Loader)
         except yaml.YAMLError as exc:
@@ -180,6 +186,18 @@ class _Parser:
             for sname, (knode, vnode) in self.mapping(top["sets"][1], "sets").items():
                 sets[sname] = self.set_(sname, vnode, models)
         return ModelIndex(Path(self.path), models, sets)
+
+    def check_depth(self, text: str) -> None:
+        """Refuse absurd bracket nesting before libyaml sees it (it recurses in C and can crash)."""
+        depth = 0
+        for line_no, line in enumerate(text.splitlines(), 1):
+            for char in line:
+                if char in "[{":
+                    depth += 1
+                    if depth > MAX_DEPTH:
+                        raise IndexFileError(f"nesting deeper than {MAX_DEPTH} levels", path=self.path, line=line_no)
+                elif char in "]}":
+                    depth = max(0, depth - 1)
 
     def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
@@ -212,23 +230,33 @@ class _Parser:
         if declared is None and "family" not in fields:
             pass  # the name prefix says it
         repo = get("repo")
-        if not repo or not _REPO.match(repo):
+        if not repo or not _REPO.fullmatch(repo):
             raise self.fail(fields["repo"][1] if "repo" in fields else knode, f"repo '{repo}' must be org/name", f"{name}.repo")
         revision = get("revision")
-        if revision is not None and not _HEX40.match(revision):
+        if revision is not None and not _HEX40.fullmatch(revision):
             raise self.fail(fields["revision"][1], f"revision '{revision}' is not a 40-hex commit", f"{name}.revision")
         files = self.files(name, fields["files"][1]) if "files" in fields else ()
         gated = (get("gated") or "false").lower()
         if gated not in ("true", "false"):
             raise self.fail(fields["gated"][1], "gated must be true or false", f"{name}.gated")
         requires = tuple(self.scalar(n, f"{name}.requires") for n in self.sequence(fields["requires"][1], f"{name}.requires")) if "requires" in fields else ()
-        options = yaml.load(yaml.serialize(fields["options"][1]), Loader=_Loader) if "options" in fields else {}
+        options = self.options(name, fields["options"][1]) if "options" in fields else {}
         return ModelSpec(
             name=name, family=family, repo=repo, revision=revision, files=files,
             branch=get("branch") or "main", license=get("license"), gated=gated == "true",
             description=get("description"), requires=requires, options=options or {},
             line=knode.start_mark.line + 1,
         )
+
+    def options(self, model: str, node: yaml.Node) -> dict:
+        """Free-form loader options, built with the safe constructor; anything it refuses is an index error."""
+        try:
+            value = _Loader(yaml.serialize(node)).get_single_data()
+        except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+            raise self.fail(node, f"options of {model} cannot be read: {str(exc).splitlines()[0][:120]}", f"{model}.options") from None
+        if not isinstance(value, dict):
+            raise self.fail(node, f"options of {model} must be a mapping", f"{model}.options")
+        return value
 
     def sequence(self, node: yaml.Node, what: str) -> list[yaml.Node]:
         if not isinstance(node, yaml.SequenceNode):
@@ -254,13 +282,13 @@ class _Parser:
             size = None
             if "size" in fields:
                 raw = self.scalar(fields["size"][1], f"{model}.files.size")
-                if not raw.isdigit():
+                if not _DIGITS.fullmatch(raw):
                     raise self.fail(fields["size"][1], f"size '{raw}' of {fname} must be a whole number of bytes", f"{model}.files.size")
                 size = int(raw)
             sha = None
             if "sha256" in fields:
                 sha = self.scalar(fields["sha256"][1], f"{model}.files.sha256").lower()
-                if not _HEX64.match(sha):
+                if not _HEX64.fullmatch(sha):
                     raise self.fail(fields["sha256"][1], f"sha256 of {fname} is not 64 hex characters", f"{model}.files.sha256")
             out.append(FileSpec(fname, size, sha))
         return tuple(out)
