@@ -92,8 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.endpoint:
         os.environ["HF_ENDPOINT"] = args.endpoint
     _sigterm_as_interrupt()
-    if args.command in ("load", "warm") and not os.environ.get("LYRICSUB_VERBOSE"):
-        _quiet_libraries()
+    if args.command in ("load", "warm", "verify", "lock") and not os.environ.get("LYRICSUB_VERBOSE"):
+        _quiet_libraries()  # huggingface_hub 0.x logs each of its own retries as a warning
     handler = HANDLERS[args.command]
     try:
         outcome = handler(args)
@@ -117,7 +117,7 @@ def _quiet_libraries() -> None:
 
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
-    logging.disable(logging.INFO)  # libraries set their own logger levels at import; this outranks them
+    logging.disable(logging.WARNING)  # libraries set their own logger levels at import; this outranks them
 
 
 def _sigterm_as_interrupt() -> None:

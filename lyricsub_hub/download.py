@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .environment import is_offline, quiet_hub
-from .errors import DiskSpaceError, DownloadCancelled, HubUnreachableError, LyricsubError, OfflineError, UnpinnedModelError
+from .errors import (DiskSpaceError, DownloadCancelled, HubError, HubUnreachableError, LyricsubError, OfflineError,
+                     UnpinnedModelError)
 from .events import DownloadProgress, DownloadResult
 from .failures import is_transient, retry_after, translate
-from .fetch import FetchJob, fetch_blob
+from .fetch import CorruptTransfer, FetchJob, fetch_blob
+from .hashing import digest_file
 from .index import FileSpec, ModelSpec
 from .manager import ModelManager, not_available_error
 from .paths import cache_key, repo_folder
@@ -32,13 +34,14 @@ from .records import Stamp
 from .status import ModelStatus, incomplete_bytes
 
 ProgressCallback = Callable[[DownloadProgress], None]
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX40 = re.compile(r"[0-9a-f]{40}")
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded: at most `attempts` tries per file and `budget` seconds of waiting in all."""
+    """Bounded: at most `attempts` tries per file, and no new try once `budget` seconds have passed for it."""
 
     attempts: int = 5
     first_delay: float = 0.5
@@ -219,11 +222,13 @@ class ModelDownloader:
                               files_fetched=tuple(fetched), resumed_bytes=resumed)
 
     def _with_retries(self, spec: ModelSpec, run: _Run, fname: str | None, action: Callable):
-        attempt, waited = 0, 0.0
+        """Bounded by tries and by wall time (huggingface_hub 0.x may spend ~23 s retrying inside one call)."""
+        attempt, started = 0, time.monotonic()
         while True:
             attempt += 1
             if run.cancel.is_set():
                 raise DownloadCancelled("cancelled", model=spec.name, hint=f"lyricsub-hub warm {spec.name}")
+            tried = time.monotonic()
             try:
                 return action()
             except LyricsubError:
@@ -232,14 +237,14 @@ class ModelDownloader:
                 if run.cancel.is_set():
                     raise DownloadCancelled("cancelled", model=spec.name, hint=f"lyricsub-hub warm {spec.name}") from None
                 delay = self.retry.delay(attempt, retry_after(exc))
-                if not is_transient(exc) or attempt >= self.retry.attempts or waited + delay > self.retry.budget:
+                now = time.monotonic()
+                next_ends = now - started + delay + (now - tried)  # if the next try takes as long as this one
+                if not is_transient(exc) or attempt >= self.retry.attempts or next_ends > self.retry.budget:
                     raise translate(exc, model=spec.name, repo=spec.repo, revision=spec.revision,
                                     filename=getattr(exc, "lyricsub_filename", fname),
                                     endpoint=self._endpoint(), token=self.manager.token, attempts=attempt) from None
                 run.emit("download", fname, message=f"retrying in {delay:.1f}s after: {type(exc).__name__}")
-                if run.cancel.wait(delay):
-                    continue
-                waited += delay
+                run.cancel.wait(delay)
 
     def _plan(self, spec: ModelSpec, needed: list[FileSpec]) -> list[_Planned]:
         """HEAD each missing file at the pinned commit: size, etag, and the URL to GET."""
@@ -253,16 +258,24 @@ class ModelDownloader:
             except Exception as exc:
                 exc.lyricsub_filename = fspec.name  # type: ignore[attr-defined]  # for the error line
                 raise
+            etag = (meta.etag or "").strip('"')
+            if not (_HEX64.fullmatch(etag) or _HEX40.fullmatch(etag)):  # it becomes a file name in the cache
+                raise HubError(f"the Hub answered an etag for {fspec.name} that is not 40 or 64 hex; refusing it as a "
+                               "cache file name", model=spec.name, hint=f"lyricsub-hub warm {spec.name}")
+            if meta.commit_hash and spec.revision and meta.commit_hash != spec.revision:
+                answered = meta.commit_hash if _HEX40.fullmatch(meta.commit_hash) else "an invalid commit id"  # never echo junk
+                raise HubError(f"asked for commit {spec.revision} of {fspec.name}, the Hub answered for {answered}",
+                               model=spec.name, hint=f"lyricsub-hub warm {spec.name}")
             size = meta.size if meta.size is not None else (fspec.size or 0)
             if fspec.size is not None and meta.size is not None and meta.size != fspec.size:
                 raise UnpinnedModelError(f"the Hub says {fspec.name} has {meta.size} bytes, the index pins {fspec.size}",
                                          model=spec.name, hint=f"lyricsub-hub lock --update {spec.name}")
-            out.append(_Planned(fspec, meta.location or url, (meta.etag or "").strip('"'), size, meta.commit_hash or spec.revision or ""))
+            out.append(_Planned(fspec, meta.location or url, etag, size, meta.commit_hash or spec.revision or ""))
         return out
 
     def _fetch_one(self, spec: ModelSpec, run: _Run, p: _Planned) -> int:
         cache = self.manager.cache_dir
-        if self.transfer == "http" and _HEX64.match(p.etag):
+        if self.transfer == "http" and _HEX64.fullmatch(p.etag):
             from huggingface_hub.utils import build_hf_headers
 
             job = FetchJob(spec.name, spec.repo, p.fspec.name, p.url, p.etag, p.size, p.fspec.sha256,
@@ -276,6 +289,7 @@ class ModelDownloader:
             return got.resumed
         else:  # small git-stored files, or --transfer hub: huggingface_hub fetches the bytes itself
             self._link(spec, p)
+            self._check_linked(spec, p)
             run.add(p.fspec.name, p.size, p.size)
         run.emit("file_done", p.fspec.name, p.size)
         return 0
@@ -286,6 +300,21 @@ class ModelDownloader:
 
         hf_hub_download(spec.repo, p.fspec.name, revision=spec.revision, cache_dir=self.manager.cache_dir,
                         endpoint=self.manager.endpoint, token=self.manager.token, etag_timeout=self.timeout)
+
+    def _check_linked(self, spec: ModelSpec, p: _Planned) -> None:
+        """huggingface_hub checks only sizes: hash what it wrote, and drop it (to retry) when it is wrong."""
+        assert spec.revision is not None
+        entry = repo_folder(self.manager.cache_dir, spec.repo) / "snapshots" / spec.revision / p.fspec.name
+        digest = digest_file(entry, git_sha1=bool(_HEX40.fullmatch(p.etag)))
+        expected = {p.fspec.sha256, p.etag} - {None}
+        if {digest.sha256, digest.git_sha1} & expected == expected:
+            self._remember(spec, p.fspec.name, Stamp.of(os.stat(entry), digest.sha256))
+            return
+        target = entry.resolve()
+        entry.unlink(missing_ok=True)
+        if target != entry and target.parent.name == "blobs":
+            target.unlink(missing_ok=True)
+        raise CorruptTransfer(f"{p.fspec.name}: downloaded bytes hash to {digest.sha256[:12]}…, which matches neither the pin nor the etag")
 
     def _remember(self, spec: ModelSpec, fname: str, stamp: Stamp) -> None:
         records, key = self.manager.records, cache_key(self.manager.cache_dir)

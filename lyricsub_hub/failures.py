@@ -10,7 +10,7 @@ import errno
 import re
 
 from .errors import (
-    AccessDeniedError, DiskSpaceError, HubError, HubUnreachableError, IntegrityError, LyricsubError, OfflineError,
+    AccessDeniedError, DiskSpaceError, HubError, HubUnreachableError, LyricsubError, OfflineError,
     RemoteNotFoundError,
 )
 from .fetch import CorruptTransfer
@@ -30,9 +30,11 @@ def is_transient(exc: BaseException) -> bool:
 
     if isinstance(exc, CorruptTransfer):
         return True
+    status = http_status(exc)
+    if status is not None:  # HfHubHTTPError, or a bare requests.HTTPError from 0.x's own backoff
+        return status in RETRY_STATUSES
     if isinstance(exc, HfHubHTTPError):
-        status = http_status(exc)
-        return status is None or status in RETRY_STATUSES
+        return True
     return isinstance(exc, transient_errors())
 
 
@@ -71,7 +73,7 @@ def translate(exc: BaseException, *, model: str, repo: str, revision: str | None
         return RemoteNotFoundError(f"file {filename} does not exist in {repo} at {revision}", model=model,
                                    hint=f"lyricsub-hub lock --update {model}")
     if isinstance(exc, CorruptTransfer):
-        return IntegrityError(f"{exc} (after {attempts} tries; nothing was kept)", model=model, status="corrupt", hint=warm)
+        return HubError(f"the Hub kept sending bad bytes: {exc} (after {attempts} tries; nothing was kept)", model=model, hint=warm)
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return DiskSpaceError(f"the disk filled up while writing {filename}; the partial file is kept for resume",
                               model=model, hint=f"free space, then {warm}")

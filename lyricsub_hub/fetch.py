@@ -91,6 +91,8 @@ def _stream_into(job: FetchJob, blob: Path, cancel: threading.Event, on_bytes: C
     sha = hashlib.sha256()
     have = _prefix(partial, job.size, sha)
     resumed = have
+    if have == job.size:  # killed between the last write and the rename: nothing left to ask for
+        return _finish(job, partial, blob, sha, 0, resumed)
     headers = dict(job.headers)
     if have:
         headers["Range"] = f"bytes={have}-"
@@ -109,7 +111,8 @@ def _stream_into(job: FetchJob, blob: Path, cancel: threading.Event, on_bytes: C
                 if not chunk:
                     continue
                 if have + len(chunk) > job.size:
-                    raise CorruptTransfer(f"{job.filename}: the server sent more than the expected {job.size} bytes")
+                    out.truncate(0)  # the answer contradicts its own size: keep nothing of it
+                    raise CorruptTransfer(f"{job.filename}: the server sent more than the {job.size} bytes it announced")
                 out.write(chunk)
                 sha.update(chunk)
                 have += len(chunk)
@@ -126,6 +129,11 @@ def _stream_into(job: FetchJob, blob: Path, cancel: threading.Event, on_bytes: C
         os.fsync(out.fileno())
     if have != job.size:
         raise ConnectionError(f"{job.filename}: connection closed after {have} of {job.size} bytes")
+    return _finish(job, partial, blob, sha, fetched, resumed)
+
+
+def _finish(job: FetchJob, partial: Path, blob: Path, sha: "hashlib._Hash", fetched: int, resumed: int) -> Fetched:
+    """Publish the blob only when its sha256 matches the etag and the pin."""
     digest = sha.hexdigest()
     if digest != job.etag or (job.pinned_sha256 and digest != job.pinned_sha256):
         partial.unlink(missing_ok=True)  # a wrong byte somewhere: keeping the prefix would keep it too

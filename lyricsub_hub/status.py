@@ -108,11 +108,9 @@ def _stat_check(spec: ModelSpec, fspec: FileSpec, snap: Path, cache_dir: Path) -
         st = os.stat(path)
     except OSError:
         return FileStatus(fspec.name, "missing", None, fspec.size, None, fspec.sha256, "no")
-    etag = None
-    if os.path.islink(path):
-        if not inside(repo_folder(cache_dir, spec.repo), path):
-            return FileStatus(fspec.name, "mismatch", None, fspec.size, st.st_size, fspec.sha256, "no", "symlink points outside the cache")
-        etag = os.path.basename(os.readlink(path))
+    if not inside(repo_folder(cache_dir, spec.repo), path):  # the file, or a folder above it, is a link out
+        return FileStatus(fspec.name, "mismatch", None, fspec.size, st.st_size, fspec.sha256, "no", "symlink points outside the cache")
+    etag = os.path.basename(os.readlink(path)) if os.path.islink(path) else None
     if fspec.size is not None and st.st_size != fspec.size:
         detail = f"{st.st_size} bytes, expected {fspec.size}"
         return FileStatus(fspec.name, "size_mismatch", None, fspec.size, st.st_size, fspec.sha256, "size", detail)

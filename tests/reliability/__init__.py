@@ -1,0 +1,1 @@
+"""Reliability suite: kills, concurrency, every fault kind, read-only caches and bad input at volume."""
