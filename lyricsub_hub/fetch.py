@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,13 +98,13 @@ def _stream_into(job: FetchJob, blob: Path, cancel: threading.Event, on_bytes: C
     if have:
         headers["Range"] = f"bytes={have}-"
     fetched = 0
-    with open(partial, "ab") as out, stream_get(job.url, headers, job.timeout) as stream:
+    with open(partial, "ab") as out, stream_get(job.url, headers, job.timeout) as stream, _Hasher(sha) as hasher:
         register(stream.close)
         try:
             if stream.status == 200 and have:  # server ignored Range: start over
                 out.truncate(0)
                 out.seek(0)
-                sha = hashlib.sha256()
+                hasher.restart()
                 have = resumed = 0
             for chunk in stream.chunks:
                 if cancel.is_set():
@@ -114,7 +115,7 @@ def _stream_into(job: FetchJob, blob: Path, cancel: threading.Event, on_bytes: C
                     out.truncate(0)  # the answer contradicts its own size: keep nothing of it
                     raise CorruptTransfer(f"{job.filename}: the server sent more than the {job.size} bytes it announced")
                 out.write(chunk)
-                sha.update(chunk)
+                hasher.update(chunk)
                 have += len(chunk)
                 fetched += len(chunk)
                 on_bytes(len(chunk))
@@ -125,11 +126,44 @@ def _stream_into(job: FetchJob, blob: Path, cancel: threading.Event, on_bytes: C
             raise
         finally:
             register(None)
-        out.flush()
-        os.fsync(out.fileno())
+        out.flush()  # no fsync, as in huggingface_hub: records re-check files after a reboot instead
     if have != job.size:
         raise ConnectionError(f"{job.filename}: connection closed after {have} of {job.size} bytes")
-    return _finish(job, partial, blob, sha, fetched, resumed)
+    return _finish(job, partial, blob, hasher.sha, fetched, resumed)
+
+
+class _Hasher:
+    """Hash on a second thread while the next chunk arrives: sha256 and socket reads both release the GIL,
+    so on a fast link verification costs almost no wall time."""
+
+    def __init__(self, sha: "hashlib._Hash") -> None:
+        self.sha = sha
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
+        self.thread = threading.Thread(target=self._run, name="lyricsub-hash", daemon=True)
+
+    def __enter__(self) -> "_Hasher":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+    def _run(self) -> None:
+        while (chunk := self.queue.get()) is not None:
+            self.sha.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self.queue.put(chunk)
+
+    def restart(self) -> None:
+        """The server ignored Range and sends from byte 0: drain, then hash from scratch."""
+        self.queue.put(None)
+        self.thread.join()
+        self.sha = hashlib.sha256()
+        self.queue = queue.Queue(maxsize=16)
+        self.thread = threading.Thread(target=self._run, name="lyricsub-hash", daemon=True)
+        self.thread.start()
 
 
 def _finish(job: FetchJob, partial: Path, blob: Path, sha: "hashlib._Hash", fetched: int, resumed: int) -> Fetched:

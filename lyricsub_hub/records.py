@@ -14,7 +14,23 @@ import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+
+
+def boot_id() -> str:
+    """Changes at every boot. Downloads are not fsynced (as in huggingface_hub), so after a crash a file can
+    keep its size and time with unflushed blocks: a record from an earlier boot is re-checked once."""
+    global _BOOT
+    if _BOOT is None:
+        try:
+            with open("/proc/sys/kernel/random/boot_id") as fh:
+                _BOOT = fh.read().strip()
+        except OSError:
+            _BOOT = ""
+    return _BOOT
+
+
+_BOOT: str | None = None
 
 
 @dataclass(frozen=True)
@@ -24,13 +40,15 @@ class Stamp:
     ino: int
     dev: int
     sha256: str
+    boot: str = ""
 
     def matches(self, st: os.stat_result) -> bool:
-        return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev) == (self.size, self.mtime_ns, self.ino, self.dev)
+        return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, boot_id()) == (
+            self.size, self.mtime_ns, self.ino, self.dev, self.boot)
 
     @classmethod
     def of(cls, st: os.stat_result, sha256: str) -> "Stamp":
-        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, sha256)
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev, sha256, boot_id())
 
 
 class RecordStore:

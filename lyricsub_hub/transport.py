@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-READ_SIZE = 1 << 16  # 64 KiB: what a dropped connection can cost, and the progress granularity
+READ_SIZE = 1 << 18  # 256 KiB: what a dropped connection can cost, and the progress granularity
 
 
 @dataclass
