@@ -51,7 +51,13 @@ def speech_like(seconds: float, sr: int = 16000, *, seed: int = 0) -> np.ndarray
 
     Pure tones and noise score as non-speech; a harmonic source with a moving
     pitch, moving formants and a 4 Hz syllable envelope scores ~0.99.
+    Synthesis takes ~0.1 s, so each signal is made once per process; callers get a copy.
     """
+    return _speech_like(float(seconds), int(sr), int(seed)).copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _speech_like(seconds: float, sr: int, seed: int) -> np.ndarray:
     n = max(1, int(round(seconds * sr)))
     t = np.arange(n, dtype=np.float64) / sr
     rng = np.random.default_rng(seed)
@@ -72,8 +78,13 @@ def speech_like(seconds: float, sr: int = 16000, *, seed: int = 0) -> np.ndarray
 
 
 def speech_like_stereo(seconds: float, sr: int = 44100, *, seed: int = 0) -> np.ndarray:
-    """(2, samples) float32 "song": speech-like voice plus a bass line, panned apart."""
-    voice = speech_like(seconds, sr, seed=seed).astype(np.float64)
+    """(2, samples) float32 "song": speech-like voice plus a bass line, panned apart (made once, copied)."""
+    return _speech_like_stereo(float(seconds), int(sr), int(seed)).copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _speech_like_stereo(seconds: float, sr: int, seed: int) -> np.ndarray:
+    voice = _speech_like(seconds, sr, seed).astype(np.float64)
     t = np.arange(voice.shape[0]) / sr
     bass = 0.2 * np.sin(2 * np.pi * 55.0 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 2.0 * t) ** 2)
     left, right = 0.8 * voice + bass, 0.6 * voice + bass
