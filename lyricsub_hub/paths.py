@@ -7,6 +7,7 @@ documented on-disk format; reading it directly keeps the warm path free of the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -61,16 +62,14 @@ def read_ref(cache_dir: Path, repo: str, ref: str) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=64)
 def cache_key(cache_dir: Path) -> str:
-    """Short stable name for a cache folder, so one state folder can serve several caches."""
+    """Short stable name for a cache folder, so one state folder can serve several caches (memoised: warm path)."""
     real = os.path.realpath(cache_dir)
     return hashlib.sha1(real.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
-def inside(base: Path, candidate: Path) -> bool:
-    """True when candidate (resolved) stays under base (resolved)."""
-    try:
-        Path(os.path.realpath(candidate)).relative_to(os.path.realpath(base))
-    except ValueError:
-        return False
-    return True
+def inside(base: Path | str, candidate: Path, *, base_is_real: bool = False) -> bool:
+    """True when candidate (resolved) stays under base (resolved); pass an already-resolved base to save the lookups."""
+    root = str(base) if base_is_real else os.path.realpath(base)
+    return os.path.realpath(candidate).startswith(root.rstrip(os.sep) + os.sep)

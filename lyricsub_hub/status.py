@@ -70,8 +70,9 @@ def model_status(spec: ModelSpec, cache_dir: Path, records: RecordStore | None, 
     stamps = records.load(key, spec.repo, spec.revision) if records and verify == "record" else {}
     results: dict[str, FileStatus] = {}
     to_hash: list[tuple[FileSpec, Path, os.stat_result, str | None]] = []
+    repo_real = os.path.realpath(repo_folder(cache_dir, spec.repo))  # once per model: realpath is most of the warm path
     for fspec in spec.files:
-        quick = _stat_check(spec, fspec, snap, cache_dir)
+        quick = _stat_check(fspec, snap, repo_real)
         if isinstance(quick, FileStatus):
             results[fspec.name] = quick
             continue
@@ -101,14 +102,14 @@ def _unpinned(spec: ModelSpec) -> ModelStatus:
     return ModelStatus(spec.name, spec.family, spec.repo, spec.revision, "unpinned", None, files, False, spec.total_size, 0)
 
 
-def _stat_check(spec: ModelSpec, fspec: FileSpec, snap: Path, cache_dir: Path) -> FileStatus | tuple[Path, os.stat_result, str | None]:
+def _stat_check(fspec: FileSpec, snap: Path, repo_real: str) -> FileStatus | tuple[Path, os.stat_result, str | None]:
     """Cheap checks first: present, stays inside the cache, right size."""
     path = snap / fspec.name
     try:
         st = os.stat(path)
     except OSError:
         return FileStatus(fspec.name, "missing", None, fspec.size, None, fspec.sha256, "no")
-    if not inside(repo_folder(cache_dir, spec.repo), path):  # the file, or a folder above it, is a link out
+    if not inside(repo_real, path, base_is_real=True):  # the file, or a folder above it, is a link out
         return FileStatus(fspec.name, "mismatch", None, fspec.size, st.st_size, fspec.sha256, "no", "symlink points outside the cache")
     etag = os.path.basename(os.readlink(path)) if os.path.islink(path) else None
     if fspec.size is not None and st.st_size != fspec.size:
