@@ -1,0 +1,140 @@
+"""Figures 3 (download throughput) and 6 (peak memory) of scripts/bench.py: transfers from the loopback Hub
+into a fresh cache, each tool in its own process, timed, with the peak RSS of that process from wait4()."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import bench_support as bs
+from bench_render import Row, ratio
+from bench_support import MIB, PY, WORK, blob, child_env, median, mib
+
+
+# --------------------------------------------------------------------------- 3. download (and its peak RSS)
+
+@dataclass
+class Download:
+    sizes: tuple[int, ...]
+    repeats: int
+    seconds: dict[str, float]  # ours, hf, curl (absent without curl)
+    rss: dict[str, int]
+    curl_note: str = ""
+
+    @property
+    def total(self) -> int:
+        return sum(self.sizes)
+
+    def rate(self, key: str) -> float:
+        return self.total / self.seconds[key]
+
+    def rows(self) -> list[Row]:
+        what = f"{len(self.sizes)} × {bs.size_label(self.sizes[0])}, fresh cache each"
+        rate = lambda k: f"{self.rate(k) / MIB:.0f} MiB/s"  # noqa: E731
+        rows = [Row(f"3. Download {what}: `ModelDownloader` vs raw `snapshot_download` (throughput)", rate("ours"),
+                    rate("hf"), ratio(self.rate("ours"), self.rate("hf")), "≥ 0.95×", self.rate("ours") >= 0.95 * self.rate("hf"))]
+        rows.append(Row(f"3. Download {what}: `ModelDownloader` vs `snapshot_download` + sha256 of each file after "
+                        "(the check ours makes while downloading)", rate("ours"), rate("hf_sha256"),
+                        ratio(self.rate("ours"), self.rate("hf_sha256")), "— (diagnostic)", None))
+        if "curl" in self.seconds:
+            rows.append(Row(f"3. Download {what}: `ModelDownloader` vs `curl` (2 parallel transfers to files on the same disk)",
+                            rate("ours"), rate("curl"), ratio(self.rate("ours"), self.rate("curl")), "— (ceiling)", None))
+        return rows
+
+    def notes(self) -> list[str]:
+        out = [f"Figure 3: {self.repeats} repeat(s) per tool, interleaved, median of the time each tool spent downloading "
+               "(inside the child process, after imports; curl: process wall time). Each run starts from an empty "
+               "cache and ends with the cache deleted and `sync`. Medians: " +
+               ", ".join(f"{k} {v:.2f} s" for k, v in self.seconds.items()) + "."]
+        out.append("ModelDownloader hashes every byte while it downloads (sha256 on a second thread), so it needs "
+                   "about 0.9 CPU-seconds per GiB more than snapshot_download; on this 2-core machine its figure drops "
+                   "more than the anchor's when other processes take a core (see the CPU line below).")
+        if self.curl_note:
+            out.append(self.curl_note)
+        return out
+
+
+def fig_download(hub, plan) -> Download:
+    files = {f"part-{i}.safetensors": blob(size, i) for i, size in enumerate(plan.dl_files)}
+    model = bs.publish(hub, "whisper:download", "bench/download", files)
+    index = bs.write_index(WORK / "dl" / "index.yaml", [model])
+    bs.read_through(list(files.values()))
+    curl, curl_note = bs.curl_binary(), ""
+    if curl is None:
+        os.system("apt-get install -y -q curl >/dev/null 2>&1")
+        curl = bs.curl_binary()
+        curl_note = "curl was missing and was installed with apt-get." if curl else "curl is missing (apt-get failed): no curl row."
+    seconds: dict[str, list[float]] = {"ours": [], "hf": [], "hf_sha256": []} | ({"curl": []} if curl else {})
+    rss: dict[str, list[int]] = {k: [] for k in seconds}
+    for _ in range(plan.dl_repeats):
+        for key in seconds:
+            out = WORK / "dl" / key
+            out.mkdir(parents=True, exist_ok=True)
+            if key == "ours":
+                child = bs.py_child(["download-ours", str(index), str(out / "hub"), str(out / "state"), hub.endpoint, model.name, "4"])
+                took, got = child.json()["seconds"], child.json()["bytes"]
+            elif key in ("hf", "hf_sha256"):
+                verify = ["verify"] if key == "hf_sha256" else []
+                child = bs.py_child(["download-hf", model.repo, model.commit, str(out / "hub"), hub.endpoint, *verify])
+                took, got = child.json()["seconds"], child.json()["bytes"]
+            else:
+                args = [a for f in files for a in ("-o", str(out / f))]
+                child = bs.run_child([curl, "-sS", "--fail", "-Z", *args, *[model.url(hub.endpoint, f) for f in files]])
+                assert child.rc == 0, child.stderr
+                took, got = child.seconds, sum(p.stat().st_size for p in out.iterdir() if p.is_file())
+            assert got == model.total, (key, got, model.total)
+            seconds[key].append(took)
+            rss[key].append(child.maxrss)
+            bs.remove(out)
+            os.sync()
+    return Download(plan.dl_files, plan.dl_repeats, {k: median(v) for k, v in seconds.items()},
+                    {k: int(median(v)) for k, v in rss.items()}, curl_note)
+
+
+# --------------------------------------------------------------------------- 6. memory
+
+@dataclass
+class Memory:
+    sizes: tuple[int, ...]
+    repeats: int
+    rss: list[int]
+    download: Download | None
+
+    def rows(self) -> list[Row]:
+        small, large = self.rss[0], self.rss[-1]
+        each = ", ".join(f"{bs.size_label(s)}: {mib(r)}" for s, r in zip(self.sizes, self.rss))
+        rows = [Row(f"6. Peak RSS of `python -m lyricsub_hub warm NAME --no-load`, {bs.size_label(self.sizes[-1])} vs "
+                    f"{bs.size_label(self.sizes[0])} file ({each})", mib(large), mib(small), ratio(large, small),
+                    "flat: ≤ 1.10×", large <= 1.10 * small)]
+        if self.download is not None:
+            d = self.download.rss
+            rows.append(Row("6. Peak RSS during figure 3: `ModelDownloader` process vs `snapshot_download` process",
+                            mib(d["ours"]), mib(d["hf"]), ratio(d["ours"], d["hf"]), "— (report)", None))
+            if "curl" in d:
+                rows.append(Row("6. Peak RSS during figure 3: `ModelDownloader` process vs `curl`", mib(d["ours"]),
+                                mib(d["curl"]), ratio(d["ours"], d["curl"]), "— (report)", None))
+        return rows
+
+    def notes(self) -> list[str]:
+        return [f"Figure 6: peak RSS from wait4() of each child alone, {self.repeats} repeat(s) per size, median; "
+                "each warm starts from an empty HF_HOME and its cache is deleted after."]
+
+
+def fig_memory(hub, plan, download: Download | None) -> Memory:
+    models = [bs.publish(hub, f"whisper:rss-{i}", f"bench/rss-{i}", {"model.safetensors": blob(size, 0)})
+              for i, size in enumerate(plan.rss_sizes)]
+    index = bs.write_index(WORK / "rss" / "index.yaml", models)
+    bs.read_through([blob(size, 0) for size in plan.rss_sizes])
+    rss: dict[str, list[int]] = {m.name: [] for m in models}
+    for _ in range(plan.rss_repeats):
+        for m in models:
+            home = WORK / "rss" / "home"
+            cmd = [PY, "-m", "lyricsub_hub", "warm", m.name, "--no-load", "--index", str(index), "--endpoint", hub.endpoint]
+            child = bs.run_child(cmd, child_env(HF_HOME=home / "hf", LYRICSUB_STATE_DIR=home / "state"))
+            assert child.rc == 0, child.stderr
+            rss[m.name].append(child.maxrss)
+            bs.remove(home)
+            os.sync()
+    return Memory(plan.rss_sizes, plan.rss_repeats, [int(median(rss[m.name])) for m in models], download)
+
+
