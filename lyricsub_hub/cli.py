@@ -136,35 +136,31 @@ def manager_for(args: argparse.Namespace):
     return ModelManager(args.index, args.cache_dir, endpoint=args.endpoint)
 
 
-def _statuses(args: argparse.Namespace, require: bool) -> tuple[Outcome, list]:
+def _statuses(args: argparse.Namespace, *, require: bool) -> Outcome:
+    """list and status: one row per model; status also fails on each model that is not available."""
+    from .manager import not_available_error
+
     mgr = manager_for(args)
-    if require and not args.names and not args.set_name:
+    names = getattr(args, "names", [])
+    if require and not names and not args.set_name:
         raise UsageError("name at least one model or --set SET", hint="lyricsub-hub list")
     out = Outcome(args.command)
-    statuses = mgr.list_models(getattr(args, "names", []), args.set_name)
-    return out, statuses
+    statuses = mgr.list_models(names, args.set_name)
+    width = max([len(st.name) for st in statuses] + [20]) + 1
+    for st in statuses:
+        out.models.append(model_json(st))
+        out.lines.append(status_line(st, width))
+        if require and not st.available:
+            out.fail(not_available_error(st))
+    return out
 
 
 def cmd_list(args: argparse.Namespace) -> Outcome:
-    out, statuses = _statuses(args, require=False)
-    width = max([len(st.name) for st in statuses] + [20]) + 1
-    for st in statuses:
-        out.models.append(model_json(st))
-        out.lines.append(status_line(st, width))
-    return out
+    return _statuses(args, require=False)
 
 
 def cmd_status(args: argparse.Namespace) -> Outcome:
-    from .manager import not_available_error
-
-    out, statuses = _statuses(args, require=True)
-    width = max([len(st.name) for st in statuses] + [20]) + 1
-    for st in statuses:
-        out.models.append(model_json(st))
-        out.lines.append(status_line(st, width))
-        if not st.available:
-            out.fail(not_available_error(st))
-    return out
+    return _statuses(args, require=True)
 
 
 def cmd_info(args: argparse.Namespace) -> Outcome:
