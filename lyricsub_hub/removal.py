@@ -24,25 +24,25 @@ def remove_models(specs: list[ModelSpec], cache_dir: Path) -> RemovalReport:
     for spec in specs:
         if spec.revision:
             targets[spec.repo].add(spec.revision)
-    hashes = _delete_revisions(cache_dir, targets)
+    deleted, freed = _delete_revisions(cache_dir, targets)
     for spec in specs:
         partial = _remove_incomplete(cache_dir, spec)
         freed += partial
-        if spec.revision in hashes.get(spec.repo, ()) or partial:
+        if spec.revision in deleted.get(spec.repo, ()) or partial:
             removed.append(spec.name)
         else:
             absent.append(spec.name)
-    freed += hashes.get("__freed__", 0)  # type: ignore[arg-type]
     return RemovalReport(tuple(removed), tuple(absent), freed)
 
 
-def _delete_revisions(cache_dir: Path, targets: dict[str, set[str]]) -> dict:
+def _delete_revisions(cache_dir: Path, targets: dict[str, set[str]]) -> tuple[dict[str, set[str]], int]:
+    """Plan with huggingface_hub's scan, then execute; returns the revisions deleted per repo and the bytes freed."""
     if not cache_dir.is_dir():
-        return {}
+        return {}, 0
     from huggingface_hub import scan_cache_dir
 
     info = scan_cache_dir(cache_dir)
-    found: dict = {}
+    found: dict[str, set[str]] = {}
     commits: list[str] = []
     for repo in info.repos:
         if repo.repo_type != "model" or repo.repo_id not in targets:
@@ -51,11 +51,11 @@ def _delete_revisions(cache_dir: Path, targets: dict[str, set[str]]) -> dict:
             if rev.commit_hash in targets[repo.repo_id]:
                 found.setdefault(repo.repo_id, set()).add(rev.commit_hash)
                 commits.append(rev.commit_hash)
-    if commits:
-        strategy = info.delete_revisions(*commits)
-        found["__freed__"] = strategy.expected_freed_size
-        strategy.execute()
-    return found
+    if not commits:
+        return found, 0
+    strategy = info.delete_revisions(*commits)
+    strategy.execute()
+    return found, strategy.expected_freed_size
 
 
 def _remove_incomplete(cache_dir: Path, spec: ModelSpec) -> int:
