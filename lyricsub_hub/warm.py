@@ -127,10 +127,5 @@ def _load_check(args: argparse.Namespace, manager: ModelManager, name: str, out:
 
 
 def _as_error(result: DownloadResult) -> LyricsubError:
-    if result.failure is not None:
-        return result.failure
-    exc = LyricsubError(result.error or "download failed", model=result.model)
-    exc.exit_code = result.exit_code or 1
-    exc.code = result.error_code or "error"
-    exc.message = result.error or "download failed"
-    return exc
+    """download_model keeps the error it raised on every failed result; the fallback never should run."""
+    return result.failure or LyricsubError(result.error or "download failed", model=result.model)
