@@ -8,22 +8,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS = {
     "ModelManager": "manager",
     "ModelMetadata": "manager",
     "ModelDownloader": "download",
     "RetryPolicy": "download",
-    "DownloadProgress": "events",
-    "DownloadResult": "events",
-    "ModelStatus": "status",
-    "FileStatus": "status",
+    "DownloadProgress": "download",
+    "DownloadResult": "download",
+    "ModelStatus": "cache",
+    "FileStatus": "cache",
+    "Cache": "cache",
     "ModelIndex": "index",
     "ModelSpec": "index",
     "FileSpec": "index",
     "load_index": "index",
-    "go_offline": "environment",
+    "go_offline": "core.env",
     "LyricsubError": "errors",
     "ModelNotAvailableError": "errors",
     "IntegrityError": "errors",
@@ -34,7 +35,12 @@ _EXPORTS = {
     "UsageError": "errors",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [
+    "Cache", "DiskSpaceError", "DownloadCancelled", "DownloadProgress", "DownloadResult", "FileSpec", "FileStatus",
+    "HubError", "IntegrityError", "LoadError", "LyricsubError", "ModelDownloader", "ModelIndex", "ModelManager",
+    "ModelMetadata", "ModelNotAvailableError", "ModelSpec", "ModelStatus", "RetryPolicy", "UsageError", "__version__",
+    "go_offline", "load_index",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -49,11 +55,10 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .download import ModelDownloader, RetryPolicy
-    from .environment import go_offline
+    from .cache import Cache, FileStatus, ModelStatus
+    from .core.env import go_offline
+    from .download import DownloadProgress, DownloadResult, ModelDownloader, RetryPolicy
     from .errors import (DiskSpaceError, DownloadCancelled, HubError, IntegrityError, LoadError, LyricsubError,
                          ModelNotAvailableError, UsageError)
-    from .events import DownloadProgress, DownloadResult
     from .index import FileSpec, ModelIndex, ModelSpec, load_index
     from .manager import ModelManager, ModelMetadata
-    from .status import FileStatus, ModelStatus

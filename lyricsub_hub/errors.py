@@ -17,6 +17,30 @@ EXIT_LOAD = 5
 EXIT_CANCELLED = 130
 
 
+class Hint:
+    """The next command for each kind of problem, spelled once."""
+
+    @staticmethod
+    def warm(name: str) -> str:
+        return f"lyricsub-hub warm {name}"
+
+    @staticmethod
+    def lock(name: str) -> str:
+        return f"lyricsub-hub lock {name}"
+
+    @staticmethod
+    def lock_update(name: str) -> str:
+        return f"lyricsub-hub lock --update {name}"
+
+    @staticmethod
+    def repair(name: str) -> str:
+        return f"lyricsub-hub verify --repair {name}"
+
+    @staticmethod
+    def offline_warm(name: str) -> str:
+        return f"HF_HUB_OFFLINE=0 lyricsub-hub warm {name}  (on a machine with network)"
+
+
 class LyricsubError(Exception):
     """Root of every error this package raises on purpose."""
 
@@ -24,16 +48,17 @@ class LyricsubError(Exception):
     code = "error"  # stable machine-readable code used in JSON output
 
     def __init__(self, message: str, *, model: str | None = None, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.model = model
-        self.hint = hint
+        from .core.text import printable, redact
+
+        # One line, no terminal escapes, no secrets, whatever a value from outside contained.
+        self.message = printable(redact(message))
+        self.model = printable(model) if model is not None else None
+        self.hint = printable(redact(hint)) if hint is not None else None
+        super().__init__(self.message)
 
     def __str__(self) -> str:
         text = f"{self.model}: {self.message}" if self.model else self.message
-        if self.hint:
-            text += f" (run: {self.hint})"
-        return text.replace("\r", "\\r").replace("\n", "\\n")  # one line, whatever a value contained
+        return f"{text} (run: {self.hint})" if self.hint else text
 
 
 class UsageError(LyricsubError, ValueError):
@@ -126,3 +151,39 @@ class LoadError(LyricsubError, RuntimeError):
 
     exit_code = EXIT_LOAD
     code = "load"
+
+
+class GpuMemoryError(LoadError, MemoryError):
+    """The model would not fit in the GPU's free memory (checked before loading, or an OOM while loading)."""
+
+    code = "gpu_memory"
+
+
+class PinConflictError(HubError):
+    """The Hub contradicts a value the index pins (a size, a commit): the pin stays the authority."""
+
+    code = "pin_conflict"
+
+
+class HubTimeoutError(HubError, TimeoutError):
+    """The Hub or a mirror answered, then sent too little for too long."""
+
+    code = "timeout"
+
+
+class UnsafeCacheError(LyricsubError, PermissionError):
+    """A link leaves the cache, or a file is not ours: the command refuses to touch it."""
+
+    code = "unsafe_cache"
+
+
+class UnsafeStateError(UsageError, PermissionError):
+    """The state folder (verification records) can be written by others, so its records cannot vouch for files."""
+
+    code = "unsafe_state"
+
+
+class BundleError(LyricsubError):
+    """A bundle that cannot be read or does not match the index; nothing of it was placed."""
+
+    code = "bundle"

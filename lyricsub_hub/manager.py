@@ -1,25 +1,30 @@
-"""ModelManager: the app-facing API over the index and the cache.
+"""ModelManager: the app's facade over the index, the cache, downloads and the families.
 
-Every method here answers from the local cache alone and makes no network
-request, whatever HF_HUB_OFFLINE says; downloading is ModelDownloader's job.
+Every query answers from the local cache alone and makes no network request,
+whatever HF_HUB_OFFLINE says; downloading is ModelDownloader's job. Loading hands
+a family's library links to verified files only: the pinned sha256 is the one way
+in. Nothing in the package imports this module back.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any
 
-from .errors import IntegrityError, ModelNotAvailableError, UnpinnedModelError
-from .index import FileSpec, ModelIndex, ModelSpec, load_index
-from .paths import cache_key, resolve_cache_dir, resolve_state_dir
-from .records import RecordStore
-from .removal import RemovalReport, remove_models
-from .status import ModelStatus, Verify, model_status
+from .cache import Cache, ModelStatus, Verify
+from .cache.removal import RemovalReport, remove_models
+from .cache.status import not_available_error
+from .core import env
+from .errors import Hint, LoadError, UsageError
+from .index import FileSpec, ModelIndex, ModelSpec, load_index, unpinned_error
 
 if TYPE_CHECKING:
-    from .download import DownloadResult
+    from .cache.records import RecordStore
+    from .download import DownloadResult, ModelDownloader
+    from .families import LoadedModel, SmokeReport
 
 
 @dataclass(frozen=True)
@@ -40,8 +45,17 @@ class ModelMetadata:
     status: ModelStatus
 
 
-def warm_hint(name: str) -> str:
-    return f"lyricsub-hub warm {name}"
+@dataclass(frozen=True)
+class VerifyReport:
+    model: str
+    before: ModelStatus
+    after: ModelStatus  # same as before unless a repair ran
+    repaired: tuple[str, ...] = ()
+    repair_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.after.status == "available"
 
 
 class ModelManager:
@@ -56,20 +70,34 @@ class ModelManager:
         endpoint: str | None = None,
         token: str | None = None,
     ) -> None:
-        self.index = index if isinstance(index, ModelIndex) else load_index(index)
-        self.cache_dir = resolve_cache_dir(cache_dir)
-        self.state_dir = resolve_state_dir(state_dir)
-        self.records = RecordStore(self.state_dir)
+        self.cache = Cache.at(cache_dir, state_dir)
+        self.index = index if isinstance(index, ModelIndex) else load_index(index, state_dir=self.cache.state_dir)
         self.endpoint = endpoint
         self._token = token
 
-    # -- answers from the cache -------------------------------------------------
+    @property
+    def cache_dir(self) -> Path:
+        return self.cache.cache_dir
+
+    @property
+    def state_dir(self) -> Path:
+        return self.cache.state_dir
+
+    @property
+    def records(self) -> RecordStore:
+        return self.cache.records
+
+    @property
+    def token(self) -> str | None:
+        return env.token(self._token)
+
+    # -- answers from the cache -------------------------------------------------------------------
     def spec(self, name: str) -> ModelSpec:
         return self.index.resolve(name)
 
     def status(self, name: str | ModelSpec, verify: Verify = "record") -> ModelStatus:
         spec = name if isinstance(name, ModelSpec) else self.spec(name)
-        return model_status(spec, self.cache_dir, self.records, verify)
+        return self.cache.status(spec, verify)
 
     def check_model_availability(self, name: str) -> bool:
         """True only when every file is present, of the right size and hash."""
@@ -83,6 +111,7 @@ class ModelManager:
         raise not_available_error(st)
 
     def list_models(self, names: Iterable[str] = (), set_name: str | None = None, verify: Verify = "record") -> list[ModelStatus]:
+        names = list(names)
         specs = self.index.expand(names, set_name) if (names or set_name) else list(self.index.models.values())
         return [self.status(s, verify) for s in specs]
 
@@ -91,12 +120,10 @@ class ModelManager:
 
     def get_model_metadata(self, name: str) -> ModelMetadata:
         spec = self.spec(name)
-        return ModelMetadata(
-            spec.name, spec.family, spec.repo, spec.revision, spec.branch, spec.license, spec.gated,
-            spec.pinned, spec.description, spec.files, spec.total_size, self.status(spec),
-        )
+        return ModelMetadata(spec.name, spec.family, spec.repo, spec.revision, spec.branch, spec.license, spec.gated,
+                             spec.pinned, spec.description, spec.files, spec.total_size, self.status(spec))
 
-    # -- changes to the cache ---------------------------------------------------
+    # -- changes to the cache ---------------------------------------------------------------------
     def remove_model(self, name: str) -> RemovalReport:
         return self.clear_model_cache([name])
 
@@ -106,47 +133,107 @@ class ModelManager:
         Models outside the index are never touched: the HF cache is shared with other tools.
         """
         specs = [self.spec(n) for n in names] if names is not None else list(self.index.models.values())
-        report = remove_models(specs, self.cache_dir)
-        key = cache_key(self.cache_dir)
+        report = remove_models(specs, self.cache.cache_dir)
         for spec in specs:
             if spec.revision:
-                self.records.forget(key, spec.repo, spec.revision)
+                self.cache.records.forget(self.cache.key, spec.repo, spec.revision)
         return report
 
-    def download_model(self, name: str, **kwargs) -> "DownloadResult":
-        """Fetch a model into the cache (see ModelDownloader.download_model)."""
+    def downloader(self, **kwargs: Any) -> ModelDownloader:
         from .download import ModelDownloader
 
-        return ModelDownloader(self).download_model(name, **kwargs)
+        return ModelDownloader(self, **kwargs)
 
-    def load(self, name: str, device: str = "auto", **options):
-        """The library's own model object (a demucs bag, a whisperX pipeline, ...) from the verified snapshot."""
-        from .loading import load
+    def download_model(self, name: str, **kwargs: Any) -> DownloadResult:
+        """Fetch a model into the cache (see ModelDownloader.download_model)."""
+        force = kwargs.pop("force", False)
+        return self.downloader(**kwargs).download_model(name, force=force)
 
-        return load(self, name, device, **options)
+    def verify(self, names: Iterable[str] = (), set_name: str | None = None, *, deep: bool = False, repair: bool = False,
+               downloader: ModelDownloader | None = None) -> list[VerifyReport]:
+        """Check files against their pins (named models, or every model with something in the cache); repair refetches."""
+        mode: Verify = "deep" if deep else "record"
+        reports = []
+        for spec in self._select(list(names), set_name):
+            before = self.status(spec, verify=mode)
+            if not repair or before.available or before.status == "unpinned":
+                reports.append(VerifyReport(spec.name, before, before))
+                continue
+            dl = downloader or self.downloader()
+            bad = tuple(f.name for f in before.files if f.state not in ("ok", "unpinned"))
+            result = dl.download_model(spec.name)
+            after = self.status(spec, verify=mode)
+            reports.append(VerifyReport(spec.name, before, after, bad if result.success else (), result.error))
+        return reports
 
-    def smoke_test(self, name: str, device: str = "auto", **options):
+    def _select(self, names: list[str], set_name: str | None) -> list[ModelSpec]:
+        if names or set_name:
+            return self.index.expand(names, set_name)
+        return [s for s in self.index.models.values() if self.status(s, verify="stat").status not in ("missing", "unpinned")]
+
+    # -- loading -----------------------------------------------------------------------------------
+    def load(self, name: str, device: str = "auto", **options: Any) -> LoadedModel:
+        """The library's own model object (a demucs bag, a whisperX pipeline, ...) from verified files only."""
+        from .families import loading
+
+        spec, request, gpu = self._prepare(name, device, options)
+        return loading.load(spec.family, request, gpu_bytes=gpu)
+
+    def smoke_test(self, name: str, device: str = "auto", **options: Any) -> SmokeReport:
         """Load, then run once on a short synthetic signal; returns a SmokeReport (device, load and run time)."""
-        from .loading import load_and_smoke
+        from .families import loading
 
-        return load_and_smoke(self, name, device, **options)
+        return loading.smoke(self.load(name, device, **options))
 
-    @property
-    def token(self) -> str | None:
-        return self._token or os.environ.get("HF_TOKEN") or None
+    def _prepare(self, name: str, device: str, options: dict[str, Any]) -> tuple[ModelSpec, Any, int]:
+        from .cache.views import make_view
+        from .families import LoadRequest, family, family_module
+        from .families.devices import check_free_memory, resolve_device
+
+        spec = self.spec(name)
+        if not spec.pinned:
+            raise unpinned_error(spec)
+        fam = family(spec.family)
+        for key, value in options.items():
+            why = fam.option_problem(key, value, from_index=False)
+            if why:
+                raise UsageError(why, model=spec.name)
+        folder = self.get_model_path(spec.name)
+        files = {f.name: folder / f.name for f in spec.files}
+        merged = {**spec.options, **options}
+        module = family_module(spec.family)
+        try:
+            reads = module.reads(folder, set(files), spec.variant, merged)
+            unpinned = [r for r in reads.files if r not in files]
+            if unpinned:
+                raise LoadError(f"its library would read {', '.join(unpinned[:3])}, which no pin covers")
+            required = self._required(spec, reads.repos)
+            resolved = resolve_device(device)
+        except LoadError as exc:
+            raise _named(exc, spec.name) from exc
+        weights = sum(f.size or 0 for f in spec.files if f.name in reads.files)
+        weights += sum(f.size or 0 for dep in required.values() for f in dep.files)
+        scale = getattr(module, "gpu_scale", lambda _o, _d: 1.0)(merged, resolved)
+        gpu = fam.gpu.bytes_for(weights, scale)
+        check_free_memory(resolved, gpu, model=spec.name)
+        view, placed, subs = make_view(spec.name, {r: files[r] for r in reads.files},
+                                       {repo: {f.name: self.get_model_path(dep.name) / f.name for f in dep.files}
+                                        for repo, dep in required.items()})
+        return spec, LoadRequest(spec.name, spec.variant, view, placed, resolved, merged, subs), gpu
+
+    def _required(self, spec: ModelSpec, repos: tuple[str, ...]) -> dict[str, ModelSpec]:
+        """Each Hub repo the library would open, as a verified model of this one's `requires`."""
+        deps = {dep.repo: dep for dep in self.index.required(spec)}
+        out = {}
+        for repo in repos:
+            dep = deps.get(repo)
+            if dep is None:
+                raise LoadError(f"its config loads {repo} from the Hub, which none of its `requires` entries pins; "
+                                f"add that model to the index and to requires", hint=Hint.lock(spec.name))
+            self.get_model_path(dep.name)  # verified, or a clear error naming that model
+            out[repo] = dep
+        return out
 
 
-def not_available_error(st: ModelStatus) -> ModelNotAvailableError:
-    """One line: which model, what is wrong, what to run."""
-    if st.status == "unpinned":
-        return UnpinnedModelError(  # type: ignore[return-value]
-            "the index has no pinned commit or file list for it", model=st.name, hint=f"lyricsub-hub lock {st.name}"
-        )
-    bad = st.problems
-    if st.status == "corrupt":
-        names = ", ".join(f"{f.name} ({f.detail})" for f in bad if f.state == "mismatch")
-        return IntegrityError(f"corrupt in the cache: {names}", model=st.name, status=st.status, hint=f"lyricsub-hub verify --repair {st.name}")
-    if st.status == "partial":
-        names = ", ".join(f"{f.name} ({f.detail or f.state})" for f in bad)
-        return ModelNotAvailableError(f"partially downloaded, not usable: {names}", model=st.name, status=st.status, hint=warm_hint(st.name))
-    return ModelNotAvailableError("not in the cache", model=st.name, status=st.status, hint=warm_hint(st.name))
+def _named(exc: LoadError, model: str) -> LoadError:
+    return exc if exc.model else LoadError(exc.message, model=model, hint=exc.hint)

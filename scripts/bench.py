@@ -346,7 +346,7 @@ class Load:
     def notes(self) -> list[str]:
         if self.skipped:
             return [f"Figure 5 skipped: {self.skipped}."]
-        return [f"Figure 5: one process with HF_HUB_OFFLINE=1, one warm-up call of each, then repeats ("
+        return ["Figure 5: one process with HF_HUB_OFFLINE=1, one warm-up call of each, then repeats ("
                 + ", ".join(f"{r['family']} {len(r['ours_all'])}" for r in self.results.values()) + ") "
                 "interleaved (order alternating, `gc.collect()` before each), median, on CPU, torch limited to one thread for "
                 "both (with two threads, load from other processes on the second core made single calls 1-5 s). Ours includes the cache check "

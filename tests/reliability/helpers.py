@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..conftest import ROOT, Repo, add, payload, run_cli, write_index
+from tests.helpers import ROOT, Repo, add, held_bytes, payload, run_cli, write_index
 
 __all__ = [
     "ROOT", "Repo", "add", "payload", "run_cli", "write_index", "RESULTS_DIR", "write_results", "hf_version",
@@ -134,16 +134,12 @@ def blobs_dir(cache: Path, repo: str) -> Path:
 
 
 def blob_state(cache: Path, repo: str, data: bytes) -> tuple[int, bool]:
-    """(bytes held, complete) of an LFS file in the blob store: the published blob, else its .incomplete prefix."""
+    """(bytes held, complete) of an LFS file in the blob store: the published blob, else what its part file holds."""
     blob = blobs_dir(cache, repo) / sha256(data)
     try:
         return blob.stat().st_size, True
     except FileNotFoundError:
-        pass
-    try:
-        return blob.with_name(blob.name + ".incomplete").stat().st_size, False
-    except FileNotFoundError:
-        return 0, False
+        return held_bytes(cache, repo, sha256(data)), False
 
 
 def snapshot_is_true(cache: Path, repo: Repo) -> bool:

@@ -105,7 +105,7 @@ def test_lock_left_by_a_killed_warm_does_not_block_the_next(hub, lonely, cache_d
     assert elapsed < 20, f"the next warm took {elapsed:.1f}s"
     wait_until(lambda: hub.count(method="GET", contains="w.safetensors") >= 2, 5)  # the killed GET is logged when it breaks
     gets = sorted((r.range or "", r.bytes_sent) for r in hub.requests if r.method == "GET" and "w.safetensors" in r.path)
-    assert [g[0] for g in gets] == ["", f"bytes={kept}-"]  # one start, then it took over the killed run's bytes
+    assert [g[0] for g in gets] == ["", f"bytes={kept}-{len(BIG) - 1}"]  # one start, then it took over the killed run's bytes
     assert gets[1][1] == len(BIG) - kept
     assert ModelManager(index, cache_dir).status("demucs:lock", verify="deep").available
 
@@ -147,7 +147,7 @@ def test_killing_the_lock_holder_lets_a_waiting_process_take_over(hub, lonely, c
     gets = [r for r in hub.requests if r.method == "GET" and "w.safetensors" in r.path]
     ranged = [r for r in gets if r.range]
     assert len(gets) == 2 and len(ranged) == 1  # one start, one resume: the waiters never fetched it again
-    start = int(ranged[0].range.removeprefix("bytes=").rstrip("-"))
+    start = int(ranged[0].range.removeprefix("bytes=").split("-")[0])
     assert start >= 200_000 and ranged[0].bytes_sent == len(BIG) - start  # the waiter took over the holder's prefix
     assert ModelManager(index, cache_dir).status("demucs:lock", verify="deep").available
     assert snapshot_is_true(cache_dir, repo)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lyricsub_hub import ModelDownloader, ModelManager
-from lyricsub_hub.paths import cache_key
+from lyricsub_hub.cache.layout import cache_key
 
 from .helpers import (
     add, assert_clean_failure, blobs_dir, payload, repo_dir, run_cli, sha256, snapshot_is_true, tree_listing, warm_args,
@@ -168,7 +168,7 @@ def test_disk_check_counts_the_bytes_an_interrupted_download_already_holds(hub, 
     if ok:
         assert proc.returncode == 0, proc.stderr
         gets = [r for r in hub.requests if r.method == "GET" and "w.safetensors" in r.path]
-        assert [(r.range, r.bytes_sent) for r in gets] == [(f"bytes={HELD}-", SIZE - HELD)]
+        assert [(r.range, r.bytes_sent) for r in gets] == [(f"bytes={HELD}-{SIZE - 1}", SIZE - HELD)]
         assert ModelManager(index, cache).status("demucs:disk", verify="deep").available and snapshot_is_true(cache, repo)
     else:
         assert_clean_failure(proc.returncode, proc.stdout, proc.stderr, (4,), "needs 1.0 MB", "free")

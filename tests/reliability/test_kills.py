@@ -179,7 +179,7 @@ def test_any_leftover_partial_is_resumed_or_discarded_never_published_wrong(hub,
     assert snapshot_is_true(cache_dir, repo)
     gets = [r for r in hub.requests if r.method == "GET" and "w.safetensors" in r.path]
     if state == "half":  # only the rest was asked for
-        assert [(r.range, r.bytes_sent) for r in gets] == [("bytes=350000-", len(data) - 350_000)]
+        assert [(r.range, r.bytes_sent) for r in gets] == [(f"bytes=350000-{len(data) - 1}", len(data) - 350_000)]
     if state == "corrupt_prefix":  # the bad prefix fails the hash, is dropped, and the whole file comes again
         assert gets[-1].range is None and gets[-1].bytes_sent == len(data)
 

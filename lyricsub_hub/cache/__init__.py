@@ -1,0 +1,9 @@
+"""huggingface_hub's cache on disk, read and written without the network: layout, status, records, hashing,
+part files, removal, garbage collection and bundles."""
+
+from __future__ import annotations
+
+from .status import FileStatus, ModelStatus, Verify, model_status
+from .store import Cache
+
+__all__ = ["Cache", "FileStatus", "ModelStatus", "Verify", "model_status"]

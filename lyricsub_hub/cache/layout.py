@@ -1,0 +1,55 @@
+"""Where things live in huggingface_hub's cache: models--org--name/{blobs,snapshots,refs}, and .locks.
+
+The layout is huggingface_hub's documented on-disk format; reading it directly
+keeps the warm path free of the ~0.4 s huggingface_hub import and of any network
+code. Every name built here comes from a validated value (repo id, 40-hex commit,
+hex blob id, index file name, git branch name).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from pathlib import Path
+
+PART_SUFFIX = ".lyricsub-part"  # a file with holes: never huggingface_hub's contiguous ".incomplete"
+RANGES_SUFFIX = ".lyricsub-ranges"  # which byte ranges of the part file are written
+IMPORT_PREFIX = ".lyricsub-import-"  # a bundle's file being hashed before it takes its name
+HF_INCOMPLETE = ".incomplete"  # huggingface_hub's own partial downloads
+
+
+def repo_folder(cache_dir: Path, repo: str) -> Path:
+    return cache_dir / ("models--" + repo.replace("/", "--"))
+
+
+def snapshot_dir(cache_dir: Path, repo: str, commit: str) -> Path:
+    return repo_folder(cache_dir, repo) / "snapshots" / commit
+
+
+def blobs_dir(cache_dir: Path, repo: str) -> Path:
+    return repo_folder(cache_dir, repo) / "blobs"
+
+
+def lock_path(cache_dir: Path, repo: str, blob: str) -> Path:
+    """The per-blob lock huggingface_hub itself takes, so our writers and its writers exclude each other."""
+    return cache_dir / ".locks" / ("models--" + repo.replace("/", "--")) / f"{blob}.lock"
+
+
+def link_target(fname: str, blob: str) -> str:
+    """The relative link huggingface_hub writes: snapshots/<commit>/<a/b> -> ../../../blobs/<blob>."""
+    return "../" * (fname.count("/") + 2) + "blobs/" + blob
+
+
+def read_ref(cache_dir: Path, repo: str, ref: str) -> str | None:
+    try:
+        return (repo_folder(cache_dir, repo) / "refs" / ref).read_text().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def cache_key(cache_dir: Path) -> str:
+    """Short stable name for a cache folder, so one state folder can serve several caches (memoised: warm path)."""
+    real = os.path.realpath(cache_dir)
+    return hashlib.sha1(real.encode("utf-8", "surrogateescape")).hexdigest()[:16]

@@ -1,0 +1,188 @@
+"""Part files of downloads in progress: bytes at their offsets, and a record of which ranges are written.
+
+A segmented download writes ranges out of order, so its part file has holes and
+must never carry huggingface_hub's own ".incomplete" name (whose resume logic
+appends to a contiguous prefix). Beside it, the ranges record says what is on
+disk; it is rewritten in one write per update with a length and CRC, so a kill at
+any moment leaves either the old record or the new one, and a torn one (power
+loss) is discarded (that file then starts over; the sha256 check guards the rest).
+Both files are opened without following links and must be ours.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import threading
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.fs import open_own, real_dir, unlink_inside
+from .layout import PART_SUFFIX, RANGES_SUFFIX, blobs_dir, repo_folder
+
+_MAGIC = b"LSHR1"
+
+
+class RangeSet:
+    """Sorted, disjoint, merged [start, end) intervals."""
+
+    def __init__(self, ranges: list[tuple[int, int]] | None = None) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        for start, end in sorted(ranges or []):
+            self.add(start, end)
+
+    def add(self, start: int, end: int) -> None:
+        if end <= start:
+            return
+        i = bisect.bisect_left(self._ends, start)  # first interval that ends at or after start
+        j = bisect.bisect_right(self._starts, end)  # intervals starting after end stay
+        if i < j:
+            start = min(start, self._starts[i])
+            end = max(end, self._ends[j - 1])
+        self._starts[i:j] = [start]
+        self._ends[i:j] = [end]
+
+    def covered(self) -> int:
+        return sum(e - s for s, e in zip(self._starts, self._ends))
+
+    def prefix(self) -> int:
+        """End of the contiguous run from byte 0."""
+        return self._ends[0] if self._starts and self._starts[0] == 0 else 0
+
+    def gaps(self, size: int) -> list[tuple[int, int]]:
+        out, pos = [], 0
+        for s, e in zip(self._starts, self._ends):
+            if s > pos:
+                out.append((pos, min(s, size)))
+            pos = max(pos, e)
+        if pos < size:
+            out.append((pos, size))
+        return [(s, e) for s, e in out if e > s]
+
+    def contains(self, start: int, end: int) -> bool:
+        i = bisect.bisect_right(self._starts, start) - 1
+        return i >= 0 and self._ends[i] >= end
+
+    def as_list(self) -> list[list[int]]:
+        return [[s, e] for s, e in zip(self._starts, self._ends)]
+
+
+@dataclass(frozen=True)
+class PartPaths:
+    part: Path
+    ranges: Path
+
+    @classmethod
+    def of(cls, cache_dir: Path, repo: str, sha256: str) -> PartPaths:
+        blobs = blobs_dir(cache_dir, repo)
+        return cls(blobs / f"{sha256}{PART_SUFFIX}", blobs / f"{sha256}{RANGES_SUFFIX}")
+
+
+class PartFile:
+    """The part file and ranges record of one blob, opened safely; the caller holds the blob's lock."""
+
+    def __init__(self, cache_dir: Path, repo: str, sha256: str, size: int) -> None:
+        self.cache_dir, self.repo, self.sha256, self.size = cache_dir, repo, sha256, size
+        self.paths = PartPaths.of(cache_dir, repo, sha256)
+        self.repo_dir = repo_folder(cache_dir, repo)
+        real_dir(self.paths.part.parent, self.repo_dir)
+        self.lock = threading.Lock()
+        self.done = RangeSet()
+        self.fd = self._open(self.paths.part)
+        self._rec = self._open(self.paths.ranges)
+        self._load()
+
+    def _open(self, path: Path) -> int:
+        try:
+            return open_own(path, os.O_RDWR)
+        except FileNotFoundError:
+            pass
+        except OSError:  # a planted link (ELOOP), a hard link or another user's file: drop the entry, never write through it
+            unlink_inside(path, self.repo_dir)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
+
+    def _load(self) -> None:
+        record = read_record(self._rec)
+        if record is None or record.get("size") != self.size or record.get("sha256") != self.sha256:
+            os.ftruncate(self.fd, 0)  # unknown content: nothing of it can be kept
+            return
+        ranges = [(int(s), int(e)) for s, e in record.get("ranges", []) if 0 <= int(s) < int(e) <= self.size]
+        on_disk = os.fstat(self.fd).st_size
+        self.done = RangeSet([(s, min(e, on_disk)) for s, e in ranges])
+
+    def write(self, offset: int, data: bytes | memoryview) -> None:
+        """pwrite the bytes, then record them (the record never claims bytes that are not written)."""
+        view = memoryview(data)
+        written = 0
+        while written < len(view):
+            written += os.pwrite(self.fd, view[written:], offset + written)
+        with self.lock:
+            self.done.add(offset, offset + len(view))
+            self._save()
+
+    def _save(self) -> None:
+        body = json.dumps({"size": self.size, "sha256": self.sha256, "ranges": self.done.as_list()},
+                          separators=(",", ":")).encode()
+        blob = b"%s %d %08x\n" % (_MAGIC, len(body), zlib.crc32(body)) + body
+        os.pwrite(self._rec, blob, 0)
+
+    def reset(self) -> None:
+        """Forget every byte (a server ignored Range, or the whole file failed its hash)."""
+        with self.lock:
+            os.ftruncate(self.fd, 0)
+            self.done = RangeSet()
+            self._save()
+
+    def complete(self) -> bool:
+        with self.lock:
+            return self.done.contains(0, self.size) or self.size == 0
+
+    def close(self) -> None:
+        for fd in (self.fd, self._rec):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def discard(self) -> None:
+        """Remove part and record (after publishing, or when the bytes are worthless)."""
+        self.close()
+        for path in (self.paths.part, self.paths.ranges):
+            unlink_inside(path, self.repo_dir)
+
+
+def read_record(fd: int) -> dict[str, object] | None:
+    try:
+        head = os.pread(fd, 64, 0)
+        line, _, _ = head.partition(b"\n")
+        magic, length, crc = line.split(b" ")
+        if magic != _MAGIC:
+            return None
+        start = len(line) + 1
+        body = os.pread(fd, int(length), start)
+        if len(body) != int(length) or zlib.crc32(body) != int(crc, 16):
+            return None
+        value = json.loads(body)
+        return value if isinstance(value, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def held_bytes(cache_dir: Path, repo: str, sha256: str) -> int:
+    """Bytes an interrupted download of this blob holds, read from its record (0 when none or unreadable)."""
+    paths = PartPaths.of(cache_dir, repo, sha256)
+    try:
+        fd = os.open(paths.ranges, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return 0
+    try:
+        record = read_record(fd)
+    finally:
+        os.close(fd)
+    if not record or record.get("sha256") != sha256:
+        return 0
+    ranges = record.get("ranges")
+    return RangeSet([(int(s), int(e)) for s, e in ranges]).covered() if isinstance(ranges, list) else 0

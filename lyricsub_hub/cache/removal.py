@@ -1,0 +1,110 @@
+"""Removing models through huggingface_hub's own cache deletion (plan, then execute).
+
+huggingface_hub deletes what snapshot links resolve to, so a revision whose
+links leave its repo folder (a shared cache someone tampered with) is refused
+before anything is deleted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.fs import inside, unlink_inside
+from ..errors import UnsafeCacheError
+from ..index import ModelSpec
+from .layout import HF_INCOMPLETE, PART_SUFFIX, RANGES_SUFFIX, blobs_dir, repo_folder, snapshot_dir
+
+
+@dataclass(frozen=True)
+class RemovalReport:
+    removed: tuple[str, ...]  # model names whose files were deleted
+    absent: tuple[str, ...]  # model names that had nothing in the cache
+    bytes_freed: int
+
+
+def remove_models(specs: list[ModelSpec], cache_dir: Path) -> RemovalReport:
+    """Delete each model's pinned revision, plus its interrupted downloads; nothing else."""
+    targets: dict[str, set[str]] = {s.repo: set() for s in specs}
+    for spec in specs:
+        if spec.revision:
+            check_links(cache_dir, spec.repo, spec.revision, model=spec.name)
+            targets[spec.repo].add(spec.revision)
+    deleted, freed = delete_revisions(cache_dir, targets)
+    removed, absent = [], []
+    for spec in specs:
+        partial = remove_parts(cache_dir, spec.repo, {f.sha256 for f in spec.files if f.sha256})
+        freed += partial
+        if spec.revision in deleted.get(spec.repo, ()) or partial:
+            removed.append(spec.name)
+        else:
+            absent.append(spec.name)
+    return RemovalReport(tuple(removed), tuple(absent), freed)
+
+
+def check_links(cache_dir: Path, repo: str, commit: str, *, model: str | None = None) -> None:
+    """Refuse a revision whose snapshot entries resolve outside the repo folder: deleting would follow them."""
+    snap = snapshot_dir(cache_dir, repo, commit)
+    if not os.path.lexists(snap):
+        return
+    base = os.path.realpath(repo_folder(cache_dir, repo))
+    leaving = []
+    if os.path.islink(snap) and not inside(base, snap, base_is_real=True):
+        leaving.append(str(snap))
+    else:
+        for dirpath, dirnames, filenames in os.walk(snap):
+            for name in filenames + dirnames:
+                path = os.path.join(dirpath, name)
+                if os.path.islink(path) and not inside(base, path, base_is_real=True):
+                    leaving.append(os.path.relpath(path, snap))
+    if leaving:
+        raise UnsafeCacheError(f"refusing to delete {repo}@{commit[:12]}: {len(leaving)} link(s) leave the cache "
+                               f"({', '.join(leaving[:3])}); remove those links by hand first", model=model,
+                               hint=f"ls -l {snap}")
+
+
+def delete_revisions(cache_dir: Path, targets: dict[str, set[str]]) -> tuple[dict[str, set[str]], int]:
+    """Plan with huggingface_hub's scan, then execute; returns the revisions deleted per repo and the bytes freed."""
+    if not cache_dir.is_dir() or not any(targets.values()):
+        return {}, 0
+    from huggingface_hub import scan_cache_dir
+
+    info = scan_cache_dir(cache_dir)
+    found: dict[str, set[str]] = {}
+    commits: list[str] = []
+    for repo in info.repos:
+        if repo.repo_type != "model" or repo.repo_id not in targets:
+            continue
+        for rev in repo.revisions:
+            if rev.commit_hash in targets[repo.repo_id]:
+                found.setdefault(repo.repo_id, set()).add(rev.commit_hash)
+                commits.append(rev.commit_hash)
+    if not commits:
+        return found, 0
+    strategy = info.delete_revisions(*commits)
+    strategy.execute()
+    return found, strategy.expected_freed_size
+
+
+def remove_parts(cache_dir: Path, repo: str, shas: Iterable[str] | None) -> int:
+    """Part files (ours and huggingface_hub's) of these blobs, or of every blob when shas is None; bytes freed."""
+    blobs = blobs_dir(cache_dir, repo)
+    wanted = set(shas) if shas is not None else None
+    freed = 0
+    try:
+        entries = list(os.scandir(blobs))
+    except OSError:
+        return 0
+    for entry in entries:
+        stem, _, _ = entry.name.partition(".")
+        if not entry.name.endswith((PART_SUFFIX, RANGES_SUFFIX, HF_INCOMPLETE)) or (wanted is not None and stem not in wanted):
+            continue
+        try:
+            size = entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+        if unlink_inside(Path(entry.path), repo_folder(cache_dir, repo)):
+            freed += size
+    return freed

@@ -1,0 +1,184 @@
+"""The `lyricsub-hub` command: argparse wiring, then one handler per command, then one renderer.
+
+Handlers live in one module per command group and return an Outcome; output.py
+prints it. Expected failures end as one line and a documented exit code, never a
+traceback. Command modules are imported only for the command that runs, so
+`lyricsub-hub path NAME` starts in a few milliseconds over bare Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from ..errors import EXIT_CANCELLED, EXIT_USAGE, DownloadCancelled, LyricsubError
+
+if TYPE_CHECKING:
+    from ..manager import ModelManager
+    from .output import Outcome
+
+# command -> (module, handler): the module is imported only when its command runs
+HANDLERS = {
+    "list": ("cache_cmds", "cmd_list"), "status": ("cache_cmds", "cmd_status"), "info": ("cache_cmds", "cmd_info"),
+    "path": ("cache_cmds", "cmd_path"), "verify": ("cache_cmds", "cmd_verify"), "rm": ("cache_cmds", "cmd_rm"),
+    "clear": ("cache_cmds", "cmd_clear"), "gc": ("gc_cmd", "cmd_gc"),
+    "warm": ("warm_cmds", "cmd_warm"), "load": ("warm_cmds", "cmd_load"),
+    "lock": ("pin_cmds", "cmd_lock"),
+    "export": ("bundle_cmds", "cmd_export"), "import": ("bundle_cmds", "cmd_import"),
+    "doctor": ("doctor_cmd", "cmd_doctor"),
+}
+
+
+@dataclass
+class Context:
+    """What a handler gets: the parsed arguments and, on first use, the manager they describe."""
+
+    args: argparse.Namespace
+    _manager: Any = field(default=None, repr=False)
+
+    @property
+    def json(self) -> bool:
+        return bool(self.args.json)
+
+    def manager(self) -> ModelManager:
+        if self._manager is None:
+            from ..manager import ModelManager
+
+            self._manager = ModelManager(self.args.index, self.args.cache_dir, endpoint=self.args.endpoint)
+        return self._manager
+
+
+def _globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """Global options, accepted before or after the command."""
+    default = argparse.SUPPRESS if suppress else None
+    flag = default if suppress else False
+    parser.add_argument("--index", default=default, metavar="FILE", help="model index (default: $LYRICSUB_MODEL_INDEX or the bundled one)")
+    parser.add_argument("--cache-dir", default=default, metavar="DIR", help="huggingface_hub cache (default: $HF_HUB_CACHE or $HF_HOME/hub)")
+    parser.add_argument("--offline", action="store_true", default=flag, help="never touch the network (sets HF_HUB_OFFLINE=1)")
+    parser.add_argument("--json", action="store_true", default=flag, help="print JSON instead of text")
+    parser.add_argument("--endpoint", default=default, metavar="URL", help="Hub or mirror endpoint (default: $HF_ENDPOINT or huggingface.co)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lyricsub-hub", description="Pinned, verified, offline-ready models for Demucs + WhisperX.")
+    parser.add_argument("--version", action="version", version=f"lyricsub-hub {__version__}")
+    _globals(parser, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _globals(common, suppress=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def cmd(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+
+    p = cmd("list", "every model in the index with its cache status")
+    p.add_argument("--set", dest="set_name", metavar="SET")
+    _names(cmd("status", "status of models (exit 1 unless all are available)"))
+    cmd("info", "what the index says about a model and what the cache holds").add_argument("name")
+    cmd("path", "print the snapshot folder of an available model").add_argument("name")
+    cmd("rm", "remove models from the cache (through huggingface_hub's cache deletion)").add_argument(
+        "names", nargs="+", metavar="NAME")
+    cmd("clear", "remove every model of the index from the cache (other models stay)").add_argument(
+        "--yes", action="store_true", help="really remove them")
+    p = cmd("gc", "remove what the index no longer pins, stale part files and unused blobs; optionally fit a size")
+    p.add_argument("--dry-run", action="store_true", help="say what would be removed and freed, remove nothing")
+    p.add_argument("--max-size", metavar="SIZE", help="then remove least recently used models until the cache fits (e.g. 20G)")
+    p.add_argument("--keep-set", metavar="SET", action="append", default=[], help="never remove models of this set (repeatable)")
+    p = cmd("warm", "download models so the app can start offline (default set when none named)")
+    _names(p)
+    p.add_argument("--connections", "--workers", dest="connections", type=int, default=None, metavar="N",
+                   help="connections shared by all files and models (default 8; files of 16 MiB and more are split)")
+    p.add_argument("--max-rate", metavar="RATE", help="bandwidth cap for the whole process, e.g. 20M = 20*10^6 bytes/s, "
+                   "20MiB = 20*2^20 (default: $LYRICSUB_MAX_RATE, else none)")
+    p.add_argument("--force", action="store_true", help="fetch every file again")
+    p.add_argument("--keep-refs", action="store_true", help="leave refs/<branch> alone (a cache shared with other pins)")
+    p.add_argument("--transfer", default="http", help=argparse.SUPPRESS)
+    p.add_argument("--no-load", action="store_true", help="skip loading each model after download")
+    p.add_argument("--device", default="cpu", help="device for the load check: cpu, cuda, cuda:N, auto (default cpu)")
+    p = cmd("load", "load models from the cache on a device and run each once on a synthetic signal")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
+    p = cmd("verify", "check cached files against their pinned hashes (exit 1 on any failure)")
+    _names(p)
+    p.add_argument("--deep", action="store_true", help="re-hash every file, ignoring verification records")
+    p.add_argument("--repair", action="store_true", help="delete bad files and fetch them again")
+    p = cmd("lock", "fill missing pins in the index from the Hub (commit, files, sizes, sha256)")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("--update", action="store_true", help="move entries to the newest commit of their branch")
+    p = cmd("export", "write models (blobs, links, refs, a manifest) into one bundle file for machines without network")
+    _names(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the bundle: .tar, or .tar.zst compressed; - for stdout")
+    p = cmd("import", "put the models of a bundle into the cache, every byte checked against the index's pins")
+    p.add_argument("bundle", metavar="FILE", help="a bundle written by export; - reads stdin")
+    _names(cmd("doctor", "will inference work here, offline, now? one screen of findings"))
+    return parser
+
+
+def _names(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("--set", dest="set_name", metavar="SET")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed usage
+        return EXIT_USAGE if exc.code not in (0, None) else 0
+    from ..core.env import go_offline, quiet_hub
+
+    quiet_hub()
+    if args.offline:
+        go_offline()
+    if args.endpoint:
+        os.environ["HF_ENDPOINT"] = args.endpoint
+    _sigterm_as_interrupt()
+    if args.command in ("load", "warm", "verify", "lock", "doctor", "import") and not os.environ.get("LYRICSUB_VERBOSE"):
+        _quiet_libraries()
+    module, name = HANDLERS[args.command]
+    ctx = Context(args)
+    from .output import Outcome, emit
+
+    try:
+        handler = getattr(import_module(f".{module}", __name__), name)
+        outcome: Outcome = handler(ctx)
+    except LyricsubError as exc:
+        outcome = Outcome(args.command)
+        outcome.fail(exc)
+    except KeyboardInterrupt:
+        outcome = Outcome(args.command)
+        outcome.fail(DownloadCancelled("cancelled; partial downloads are kept and the same command resumes them"))
+        outcome.exit_code = EXIT_CANCELLED
+    return emit(outcome, ctx.json)
+
+
+def _quiet_libraries() -> None:
+    """The speech libraries log and warn a lot on load (torchcodec, Lightning upgrades, VAD info);
+    the CLI keeps stderr for what the user must act on."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    logging.disable(logging.WARNING)  # libraries set their own logger levels at import; this outranks them
+
+
+def _sigterm_as_interrupt() -> None:
+    def raise_interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, raise_interrupt)
+    except ValueError:  # not the main thread (tests calling main from a worker)
+        pass
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Commands that read or change the cache without downloading: list, status, info, path, verify, rm, clear."""
+
+from __future__ import annotations
+
+from ..core.text import human_size, printable
+from ..errors import Hint, ModelNotAvailableError, UsageError
+from . import Context
+from .output import Outcome, model_json, status_line
+
+
+def _statuses(ctx: Context, *, require: bool) -> Outcome:
+    """list and status: one row per model; status also fails on each model that is not available."""
+    from ..cache.status import not_available_error
+
+    args = ctx.args
+    names = getattr(args, "names", [])
+    if require and not names and not args.set_name:
+        raise UsageError("name at least one model or --set SET", hint="lyricsub-hub list")
+    out = Outcome(args.command)
+    statuses = ctx.manager().list_models(names, args.set_name)
+    width = max([len(st.name) for st in statuses] + [20]) + 1
+    for st in statuses:
+        out.models.append(model_json(st))
+        out.lines.append(status_line(st, width))
+        if require and not st.available:
+            out.fail(not_available_error(st))
+    return out
+
+
+def cmd_list(ctx: Context) -> Outcome:
+    return _statuses(ctx, require=False)
+
+
+def cmd_status(ctx: Context) -> Outcome:
+    return _statuses(ctx, require=True)
+
+
+def cmd_info(ctx: Context) -> Outcome:
+    meta = ctx.manager().get_model_metadata(ctx.args.name)
+    out = Outcome("info")
+    out.models.append(model_json(meta.status) | {"license": meta.license, "gated": meta.gated, "branch": meta.branch,
+                                                  "description": meta.description})
+    out.lines += [
+        f"name:      {meta.name}", f"family:    {meta.family}", f"repo:      {meta.repo}",
+        f"revision:  {meta.revision or '(not pinned)'}", f"license:   {printable(meta.license or '?')}",
+        f"gated:     {'yes (accept the terms on the repo page, set HF_TOKEN)' if meta.gated else 'no'}",
+        f"status:    {meta.status.status}" + (f" ({meta.status.reason})" if meta.status.reason else ""),
+        f"size:      {human_size(meta.total_size)}", f"path:      {meta.status.path or '-'}", "files:",
+    ]
+    for f in meta.status.files:
+        size = f.actual_size if f.actual_size is not None else f.expected_size
+        out.lines.append(f"  {printable(f.name):<40} {human_size(size):>9}  {f.state}")
+    return out
+
+
+def cmd_path(ctx: Context) -> Outcome:
+    from ..cache.status import not_available_error
+
+    mgr = ctx.manager()
+    out = Outcome("path")
+    st = mgr.status(ctx.args.name)
+    out.models.append(model_json(st))
+    if not st.available or st.path is None:
+        raise not_available_error(st)
+    out.lines.append(str(st.path))
+    return out
+
+
+def cmd_verify(ctx: Context) -> Outcome:
+    from ..cache.status import not_available_error
+
+    args = ctx.args
+    out = Outcome("verify")
+    for rep in ctx.manager().verify(args.names, args.set_name, deep=args.deep, repair=args.repair):
+        out.models.append(model_json(rep.after) | {"repaired": list(rep.repaired), "before": rep.before.status})
+        for f in rep.before.files:
+            mark = " (repaired)" if f.name in rep.repaired else ""
+            out.lines.append(f"{rep.model:<28} {f.state:<13} {printable(f.name)}{mark}{'  ' + f.detail if f.detail else ''}")
+        if rep.after.status == "unpinned":  # verify reports it like any failure: exit 1
+            out.fail(ModelNotAvailableError(f"not fully pinned ({rep.after.reason}): nothing to verify against",
+                                            model=rep.model, status="unpinned", hint=Hint.lock(rep.model)))
+        elif not rep.ok:
+            out.fail(not_available_error(rep.after))
+    if not out.models:
+        out.lines.append("nothing in the cache to verify (name models to check them anyway)")
+    return out
+
+
+def cmd_rm(ctx: Context) -> Outcome:
+    return _removal("rm", ctx.manager().clear_model_cache(ctx.args.names))
+
+
+def cmd_clear(ctx: Context) -> Outcome:
+    if not ctx.args.yes:
+        raise UsageError("clear removes every model of the index from the cache; add --yes to do it",
+                         hint="lyricsub-hub clear --yes")
+    return _removal("clear", ctx.manager().clear_model_cache(None))
+
+
+def _removal(command: str, report: object) -> Outcome:
+    from ..cache.removal import RemovalReport
+
+    assert isinstance(report, RemovalReport)
+    out = Outcome(command, data={"removed": list(report.removed), "absent": list(report.absent),
+                                 "bytes_freed": report.bytes_freed})
+    out.lines += [f"removed {name}" for name in report.removed]
+    out.lines += [f"not in the cache: {name}" for name in report.absent]
+    out.lines.append(f"freed {human_size(report.bytes_freed)}")
+    return out

@@ -1,0 +1,212 @@
+"""Everything the command line prints, in one place: human text, the one versioned JSON envelope, warm's
+JSON events (envelope-shaped, one per line), and progress bars.
+
+Handlers return an Outcome of typed results; nothing else in the package prints.
+Data goes to stdout; hints, progress and errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..core.text import human_size, printable
+from ..errors import LyricsubError
+
+SCHEMA = 1
+_PRECEDENCE = [130, 4, 3, 2, 5, 1, 0]
+
+
+@dataclass
+class Outcome:
+    """What a command produced, rendered once at the end (warm's events are streamed as they happen)."""
+
+    command: str
+    models: list[dict[str, Any]] = field(default_factory=list)  # JSON rows, built by the helpers below
+    lines: list[str] = field(default_factory=list)  # human text for stdout
+    errors: list[LyricsubError] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)  # extra top-level JSON keys of this command
+    exit_code: int = 0
+    streamed: bool = False  # warm --json printed its events as they came: the envelope ends them as one more event
+
+    def fail(self, exc: LyricsubError) -> None:
+        self.errors.append(exc)
+        self.exit_code = worst(self.exit_code, exc.exit_code)
+
+
+def worst(a: int, b: int) -> int:
+    rank = {code: i for i, code in enumerate(_PRECEDENCE)}
+    return a if rank.get(a, 6) <= rank.get(b, 6) else b
+
+
+# -- JSON ------------------------------------------------------------------------------------------
+def error_json(exc: LyricsubError) -> dict[str, Any]:
+    return {"code": exc.code, "model": exc.model, "message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}
+
+
+def envelope(out: Outcome) -> dict[str, Any]:
+    body = {"schema": SCHEMA, "command": out.command, "ok": out.exit_code == 0, "exit_code": out.exit_code,
+            "models": out.models, "errors": [error_json(e) for e in out.errors]}
+    body.update(out.data)
+    return body
+
+
+def event(command: str, kind: str, **fields: Any) -> dict[str, Any]:
+    """One streamed event, shaped like the envelope: schema, command, event, then its fields."""
+    return {"schema": SCHEMA, "command": command, "event": kind, **fields}
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def write_json(obj: dict[str, Any], stream: TextIO | None = None) -> None:
+    import json
+
+    stream = stream or sys.stdout
+    stream.write(json.dumps(obj, default=_default) + "\n")
+    stream.flush()
+
+
+# -- rendering at the end ------------------------------------------------------------------------
+def emit(out: Outcome, as_json: bool) -> int:
+    """Print the outcome; after streamed events (warm --json) the envelope is the last event line."""
+    if as_json:
+        write_json(event(out.command, "summary") | envelope(out) if out.streamed else envelope(out))
+    else:
+        if out.lines:
+            sys.stdout.write("".join(line + "\n" for line in out.lines))
+        for exc in out.errors:
+            sys.stderr.write(f"lyricsub-hub: {exc}\n")
+    sys.stdout.flush()
+    return out.exit_code
+
+
+# -- rows shared by several commands -------------------------------------------------------------
+def model_json(st: Any) -> dict[str, Any]:
+    return {
+        "name": st.name, "status": st.status, "path": str(st.path) if st.path else None,
+        "family": st.family, "repo": st.repo, "revision": st.revision, "pinned": st.pinned,
+        "expected_bytes": st.expected_bytes, "present_bytes": st.present_bytes, "resumable_bytes": st.resumable_bytes,
+        "files": [
+            {"name": f.name, "state": f.state, "size": f.actual_size, "expected_size": f.expected_size,
+             "sha256": f.expected_sha256, "checked": f.checked, "detail": f.detail or None}
+            for f in st.files
+        ],
+    }
+
+
+def status_line(st: Any, width: int = 28) -> str:
+    size = human_size(st.expected_bytes)
+    tail = str(st.path) if st.path else advice(st)
+    return f"{printable(st.name):<{width}} {st.status:<10} {size:>9}  {tail}"
+
+
+def advice(st: Any) -> str:
+    if st.status == "unpinned":
+        return f"run: lyricsub-hub lock {st.name}"
+    if st.status == "corrupt":
+        return f"run: lyricsub-hub verify --repair {st.name}"
+    extra = f" ({human_size(st.resumable_bytes)} resumable)" if st.resumable_bytes else ""
+    return f"run: lyricsub-hub warm {st.name}{extra}"
+
+
+# -- progress while warming -------------------------------------------------------------------------
+class JsonEvents:
+    """warm --json: one envelope-shaped event per line on stdout."""
+
+    KINDS = {"plan": "start", "download": "progress", "file_done": "file_done", "done": "model_done",
+             "error": "error", "cancelled": "error", "verify": "verify"}
+
+    def __init__(self, command: str = "warm") -> None:
+        self.command = command
+        self.lock = threading.Lock()
+
+    def __call__(self, ev: Any) -> None:
+        with self.lock:
+            write_json(event(self.command, self.KINDS[ev.stage], model=ev.model, file=ev.file, bytes_done=ev.bytes_done,
+                             bytes_total=ev.bytes_total, model_bytes_done=ev.model_bytes_done,
+                             model_bytes_total=ev.model_bytes_total, speed=round(ev.speed, 1),
+                             eta=None if ev.eta is None else round(ev.eta, 2), message=ev.message or None,
+                             time=round(time.time(), 3)))
+
+
+class Bars:
+    """Progress for people: one bar per model and one per active file on a terminal; a line per finished file
+    otherwise. Thread-safe, and every bar is closed before any other line is written."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.lock = threading.RLock()
+        self.models: dict[str, Any] = {}
+        self.files: dict[tuple[str, str], Any] = {}
+
+    def __call__(self, ev: Any) -> None:
+        with self.lock:
+            if not self.tty:
+                self._line(ev)
+            else:
+                self._bars(ev)
+
+    def _line(self, ev: Any) -> None:
+        if ev.stage == "file_done":
+            self.stream.write(f"{ev.model}: {ev.file} done ({human_size(ev.bytes_total)})\n")
+        elif ev.stage == "download" and ev.message:
+            self.stream.write(f"{ev.model}: {ev.file or ''} {ev.message}\n")
+
+    def _bars(self, ev: Any) -> None:
+        from tqdm import tqdm
+
+        if ev.stage in ("download", "file_done") and ev.file:
+            bar = self.models.get(ev.model)
+            if bar is None and ev.model_bytes_total:
+                bar = self.models[ev.model] = tqdm(total=ev.model_bytes_total, desc=ev.model, unit="B", unit_scale=True,
+                                                   leave=False, file=self.stream, mininterval=0.2)
+            if bar is not None:
+                bar.update(ev.model_bytes_done - bar.n)
+            key = (ev.model, ev.file)
+            fbar = self.files.get(key)
+            if fbar is None and ev.stage == "download" and ev.bytes_total:
+                fbar = self.files[key] = tqdm(total=ev.bytes_total, desc="  " + ev.file[-28:], unit="B", unit_scale=True,
+                                              leave=False, file=self.stream, mininterval=0.2)
+            if fbar is not None:
+                fbar.update(ev.bytes_done - fbar.n)
+                if ev.stage == "file_done":
+                    fbar.close()
+                    del self.files[key]
+            if ev.message:
+                self._write(f"{ev.model}: {ev.file} {ev.message}")
+        if ev.stage in ("done", "error", "cancelled"):
+            self._close_model(ev.model)
+
+    def _write(self, text: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(text, file=self.stream)
+
+    def _close_model(self, model: str) -> None:
+        for key in [k for k in self.files if k[0] == model]:
+            self.files.pop(key).close()
+        bar = self.models.pop(model, None)
+        if bar is not None:
+            bar.close()
+
+    def close(self) -> None:
+        """Close every bar (files first) so the summary starts on a clean line."""
+        with self.lock:
+            for key in list(self.files):
+                self.files.pop(key).close()
+            for model in list(self.models):
+                self.models.pop(model).close()
+            self.stream.flush()
+
+
+Callback = Callable[[Any], None]

@@ -1,0 +1,157 @@
+"""File operations that stay safe in a cache other local users can write to.
+
+New files are made with O_EXCL (mkstemp) and never through a planted link;
+existing ones are opened with O_NOFOLLOW and must be regular files we own with
+one link; nothing is ever unlinked outside the folder it belongs to. One copy of
+atomic writing for the whole package.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+
+def _read_umask() -> int:
+    """Read once at import: os.umask is process-wide and not thread-safe to probe later."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+FILE_MODE = 0o666 & ~UMASK  # what huggingface_hub gives blobs
+
+
+class UnsafePathError(OSError):
+    """A path that is a link, not ours, or outside the folder it must stay in."""
+
+
+def inside(base: str | os.PathLike[str], candidate: str | os.PathLike[str], *, base_is_real: bool = False) -> bool:
+    """True when candidate, resolved, stays under base (resolved, unless already real)."""
+    root = os.fspath(base) if base_is_real else os.path.realpath(base)
+    return os.path.realpath(candidate).startswith(root.rstrip(os.sep) + os.sep)
+
+
+def real_dir(folder: Path, base: Path) -> Path:
+    """Create folder (and parents) under base; refuse when it, or a folder between, is a link leaving base."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if not inside(base, folder) and os.path.realpath(folder) != os.path.realpath(base):
+        raise UnsafePathError(errno.EXDEV, f"{folder} leaves {base}")
+    if os.path.islink(folder):
+        raise UnsafePathError(errno.ELOOP, f"{folder} is a symbolic link")
+    return folder
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, fsync: bool = False) -> None:
+    """Write to a fresh O_EXCL temp file beside path, then rename over it: readers see old or new, never half."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            os.fchmod(fh.fileno(), mode & ~UMASK)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _quiet_unlink(tmp)
+        raise
+
+
+def new_temp(folder: Path, prefix: str) -> tuple[int, Path]:
+    """An O_EXCL temp file in folder (never an existing name, never through a link)."""
+    import tempfile
+
+    fd, name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
+    return fd, Path(name)
+
+
+def open_own(path: Path, flags: int) -> int:
+    """Open an existing file without following a link; refuse anything but a regular file we own, with one link.
+
+    A hard link to someone else's file, a symlink planted in a shared folder, or a file another
+    user made all raise UnsafePathError, so an append or a chmod can never reach a victim's file.
+    """
+    fd = os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != os.geteuid():
+            raise UnsafePathError(errno.EPERM, f"{path} is not a regular file of ours with one link")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def regular_file(path: Path) -> os.stat_result | None:
+    """lstat of path when it is a regular file (not a link); None otherwise."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
+def unlink_inside(path: Path, base: Path) -> bool:
+    """Remove the directory entry path (a link is removed itself, never its target) when its folder is inside base."""
+    if not inside(base, path.parent) and os.path.realpath(path.parent) != os.path.realpath(base):
+        return False
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def replace_link(link: Path, target: str) -> None:
+    """Point link at target (a relative path) atomically: a temp link renamed over the old entry."""
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.{id(link):x}.lnk")
+    _quiet_unlink(tmp)
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, link)
+    except BaseException:
+        _quiet_unlink(tmp)
+        raise
+
+
+def _quiet_unlink(path: str | os.PathLike[str]) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def private_problem(folder: Path) -> str | None:
+    """Why folder cannot hold records that vouch for files (as ssh judges its key folder); None when it can.
+
+    Another user's folder, or one that group or others may write, could hold records saying anything.
+    A folder that does not exist yet is fine: we create it 0700.
+    """
+    try:
+        st = os.lstat(folder)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot read {folder}: {exc.strerror}"
+    if stat.S_ISLNK(st.st_mode):
+        target = os.path.realpath(folder)
+        return private_problem(Path(target)) if target != os.fspath(folder) else "it is a dangling link"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{folder} is not a folder"
+    if st.st_uid != os.geteuid():
+        return f"{folder} belongs to another user (uid {st.st_uid})"
+    if st.st_mode & 0o022:
+        return f"{folder} can be written by {'others' if st.st_mode & 0o002 else 'its group'} (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
+
+
+def private_dir(folder: Path) -> Path:
+    """Create folder 0700 (parents as usual) and return it."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return folder

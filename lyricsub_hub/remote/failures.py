@@ -1,0 +1,111 @@
+"""One table from what went wrong on the wire to the error a person reads, and whether another try is worth it.
+
+Read top to bottom: the first row whose test matches decides. Messages name the
+host (never its query string or credentials) and say what to do next.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..core.text import clean_url
+from ..errors import (AccessDeniedError, DiskSpaceError, Hint, HubError, HubTimeoutError, HubUnreachableError,
+                      LyricsubError, RemoteNotFoundError)
+from .http import BadAnswer, BadBytes, ConnectionLost, HttpStatus, NoFirstByte, TooSlow, TransferError, _host
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the error line names."""
+
+    model: str
+    repo: str
+    revision: str | None
+    filename: str | None
+    endpoint: str
+    attempts: int = 1
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth another try: connection trouble, a trickle, a slow mirror, bad bytes, 408/429/5xx."""
+    if isinstance(exc, HttpStatus):
+        return exc.status in RETRY_STATUSES
+    if isinstance(exc, TransferError):
+        return exc.transient
+    return False
+
+
+def retry_after(exc: BaseException) -> float | None:
+    return exc.retry_after if isinstance(exc, HttpStatus) else None
+
+
+def _code(exc: HttpStatus) -> str:
+    return exc.headers.get("x-error-code", "").strip()
+
+
+def _tries(ctx: Context) -> str:
+    return f" after {ctx.attempts} tries" if ctx.attempts > 1 else ""
+
+
+Row = tuple[Callable[[BaseException], bool], Callable[[BaseException, Context], LyricsubError]]
+TABLE: list[Row] = [
+    (lambda e: isinstance(e, LyricsubError), lambda e, c: e),  # type: ignore[return-value,misc]
+    (lambda e: isinstance(e, HttpStatus) and _code(e) == "GatedRepo",
+     lambda e, c: AccessDeniedError(f"{c.repo} is gated: accept its terms at {c.endpoint}/{c.repo} and set HF_TOKEN to a "
+                                    "token of that account", model=c.model, hint=f"HF_TOKEN=<your token> {Hint.warm(c.model)}")),
+    (lambda e: isinstance(e, HttpStatus) and _code(e) == "RevisionNotFound",
+     lambda e, c: RemoteNotFoundError(f"revision {c.revision} does not exist in {c.repo}", model=c.model,
+                                      hint=Hint.lock_update(c.model))),
+    (lambda e: isinstance(e, HttpStatus) and _code(e) == "RepoNotFound",
+     lambda e, c: RemoteNotFoundError(f"repo {c.repo} not found on {c.endpoint} (or it is private: set HF_TOKEN)",
+                                      model=c.model, hint=f"lyricsub-hub info {c.model}")),
+    (lambda e: isinstance(e, HttpStatus) and (_code(e) == "EntryNotFound" or (e.status == 404 and not e.on_redirect_target)),
+     lambda e, c: RemoteNotFoundError(f"file {c.filename} does not exist in {c.repo} at {c.revision}", model=c.model,
+                                      hint=Hint.lock_update(c.model))),
+    (lambda e: isinstance(e, HttpStatus) and e.on_redirect_target and e.status in (401, 403, 404, 410),
+     lambda e, c: HubError(f"the download address {_host(e.url)} gave for {c.filename} kept being refused (HTTP "  # type: ignore[attr-defined]
+                           f"{e.status}){_tries(c)}, though it was asked for anew each time", model=c.model,  # type: ignore[attr-defined]
+                           hint=Hint.warm(c.model))),
+    (lambda e: isinstance(e, HttpStatus) and e.status in (401, 403),
+     lambda e, c: AccessDeniedError(f"{c.endpoint} refused access to {c.repo} (HTTP {e.status}); check HF_TOKEN",  # type: ignore[attr-defined]
+                                    model=c.model, hint=Hint.warm(c.model))),
+    (lambda e: isinstance(e, HttpStatus),
+     lambda e, c: HubError(f"{_host(e.url)} answered HTTP {e.status} for {c.filename or c.repo}{_tries(c)}",  # type: ignore[attr-defined]
+                           model=c.model, hint=Hint.warm(c.model))),
+    (lambda e: isinstance(e, NoFirstByte),
+     lambda e, c: HubTimeoutError(f"{e}{_tries(c)}: the server (a mirror fetching the file upstream?) answered but was "
+                                  f"too slow to start sending {c.filename}", model=c.model, hint=Hint.warm(c.model))),
+    (lambda e: isinstance(e, TooSlow),
+     lambda e, c: HubTimeoutError(f"{c.filename}: {e}{_tries(c)}", model=c.model, hint=Hint.warm(c.model))),
+    (lambda e: isinstance(e, BadBytes),
+     lambda e, c: HubError(f"the Hub kept sending bytes that do not match the pin: {e}{_tries(c)}; they were not kept",
+                           model=c.model, hint=Hint.warm(c.model))),
+    (lambda e: isinstance(e, BadAnswer),
+     lambda e, c: HubError(f"refusing the answer for {c.filename or c.repo}: {e}", model=c.model, hint=Hint.warm(c.model))),
+    (lambda e: isinstance(e, ConnectionLost) and e.got == 0 and _never_connected(e),
+     lambda e, c: HubUnreachableError(f"cannot reach {c.endpoint}{_tries(c)}: {e}", model=c.model, hint=Hint.warm(c.model))),
+    (lambda e: isinstance(e, ConnectionLost),
+     lambda e, c: HubError(f"the download of {c.filename} kept breaking off{_tries(c)}: {e}", model=c.model,
+                           hint=Hint.warm(c.model))),
+    (lambda e: isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG),
+     lambda e, c: DiskSpaceError(f"the disk filled up while writing {c.filename}; the bytes already written are kept for "
+                                 "resume", model=c.model, hint=f"free space, then {Hint.warm(c.model)}")),
+]
+
+
+def _never_connected(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(w in text for w in ("refused", "resolution", "not known", "no route", "unreachable", "no answer"))
+
+
+def translate(exc: BaseException, ctx: Context) -> LyricsubError:
+    """The one clear error for an exception: first matching row of TABLE, else a plain HubError."""
+    for test, make in TABLE:
+        if test(exc):
+            return make(exc, ctx)
+    return HubError(f"download of {ctx.filename or ctx.repo} failed: {type(exc).__name__}: {clean_url(str(exc))[:200]}",
+                    model=ctx.model, hint=Hint.warm(ctx.model))

@@ -1,0 +1,87 @@
+"""The command line: output, JSON envelope, exit codes, options before or after the command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from huggingface_hub import hf_hub_download
+
+from lyricsub_hub.cli import main
+
+from tests.helpers import run_cli
+
+
+def fill(hub, repo, cache_dir) -> None:
+    for name in repo.files:
+        hf_hub_download(repo.repo, name, revision=repo.commit, cache_dir=cache_dir, endpoint=hub.endpoint)
+
+
+def test_status_json_before_and_after_the_command(hub, small_repos, index_file, cache_dir, capsys) -> None:
+    fill(hub, small_repos[0], cache_dir)
+    code = main(["--json", "--index", str(index_file), "status", "demucs:tiny", "whisper:tiny", "--cache-dir", str(cache_dir)])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1 and doc["exit_code"] == 1 and not doc["ok"]
+    assert [(m["name"], m["status"]) for m in doc["models"]] == [("demucs:tiny", "available"), ("whisper:tiny", "missing")]
+    assert doc["models"][0]["path"].endswith(small_repos[0].commit)
+    assert doc["errors"][0]["model"] == "whisper:tiny" and doc["errors"][0]["hint"] == "lyricsub-hub warm whisper:tiny"
+
+
+def test_status_text_names_the_next_command(small_repos, index_file, capsys) -> None:
+    assert main(["status", "--set", "default", "--index", str(index_file)]) == 1
+    out, err = capsys.readouterr()
+    assert "demucs:tiny" in out and "missing" in out and "run: lyricsub-hub warm demucs:tiny" in out
+    assert err.strip().splitlines()[0].startswith("lyricsub-hub: demucs:tiny: not in the cache (run: lyricsub-hub warm demucs:tiny)")
+
+
+def test_path_prints_only_the_folder_and_fails_cleanly(hub, small_repos, index_file, cache_dir, capsys) -> None:
+    assert main(["path", "whisper:tiny", "--index", str(index_file)]) == 1
+    assert capsys.readouterr().out == ""
+    fill(hub, small_repos[1], cache_dir)
+    assert main(["path", "tiny", "--index", str(index_file)]) == 2  # ambiguous bare name: usage error
+    capsys.readouterr()
+    assert main(["path", "whisper:tiny", "--index", str(index_file)]) == 0
+    assert capsys.readouterr().out.strip() == str(cache_dir / "models--test--tiny-whisper" / "snapshots" / small_repos[1].commit)
+
+
+def test_list_info_rm_clear(hub, small_repos, index_file, cache_dir, capsys) -> None:
+    fill(hub, small_repos[0], cache_dir)
+    assert main(["list", "--json", "--index", str(index_file)]) == 0
+    assert {m["name"]: m["status"] for m in json.loads(capsys.readouterr().out)["models"]} == {
+        "demucs:tiny": "available", "whisper:tiny": "missing"}
+    assert main(["info", "demucs:tiny", "--index", str(index_file)]) == 0
+    assert "test/tiny-demucs" in capsys.readouterr().out
+    assert main(["clear", "--index", str(index_file)]) == 2
+    assert "--yes" in capsys.readouterr().err
+    assert main(["rm", "demucs:tiny", "--json", "--index", str(index_file)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["removed"] == ["demucs:tiny"] and doc["bytes_freed"] >= 300_000
+
+
+@pytest.mark.parametrize("argv,code,words", [
+    (["status", "nope"], 2, "unknown model 'nope'"),
+    (["status", "--set", "nope"], 2, "unknown set"),
+    (["frobnicate"], 2, "invalid choice"),
+    (["status", "x", "--index", "/nonexistent.yaml"], 2, "cannot read the index"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, code, words, index_file) -> None:
+    args = argv if "--index" in argv else argv + ["--index", str(index_file)]
+    proc = run_cli(*args)
+    assert proc.returncode == code, proc.stderr
+    assert words in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_index_names_file_line_field(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nmodels:\n  demucs:x:\n    repo: a/b\n    revision: 123\n")
+    proc = run_cli("list", "--index", str(bad))
+    assert proc.returncode == 2 and f"{bad}:5 [demucs:x.revision]" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_import_is_light() -> None:
+    code = ("import sys, lyricsub_hub; heavy = [m for m in ('torch', 'demucs', 'whisperx', 'huggingface_hub', 'yaml') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,0 +1,72 @@
+"""Helpers every test layer shares: repos on the test Hub, index files, the CLI in a fresh process."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from lyricsub_hub.index import FileSpec, ModelSpec
+from lyricsub_hub.index.write import write_index as _write_index
+from lyricsub_hub.testing.hub import TestHub
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Repo:
+    model: str  # index name, e.g. "demucs:tiny"
+    repo: str
+    commit: str
+    files: dict[str, bytes]
+
+    def spec(self, *, pin: bool = True, gated: bool = False) -> ModelSpec:
+        files = tuple(FileSpec(n, len(d), hashlib.sha256(d).hexdigest()) for n, d in self.files.items())
+        return ModelSpec(self.model, self.model.split(":", 1)[0], self.repo, self.commit if pin else None, files,
+                         gated=gated)
+
+
+def payload(seed: int, size: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def add(hub: TestHub, model: str, repo: str, files: dict[str, bytes], **kw) -> Repo:
+    commit = hub.add_repo(repo, files, **kw)
+    return Repo(model, repo, commit, dict(files))
+
+
+def write_index(path: Path, repos: list[Repo], *, sets: dict[str, list[str]] | None = None, gated: set[str] = frozenset(),
+                pin: bool = True) -> Path:
+    """An index pinning each repo's commit, sizes and sha256, as `lyricsub-hub lock` would."""
+    return _write_index(path, [r.spec(pin=pin, gated=r.model in gated) for r in repos], sets)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    """The real command in a fresh process (needed wherever HF_HUB_OFFLINE must be read at import)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "lyricsub_hub", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=ROOT, **kw)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def repo_dir(cache: Path, repo: str) -> Path:
+    return cache / ("models--" + repo.replace("/", "--"))
+
+
+def held_bytes(cache: Path, repo: str, sha: str | None = None) -> int:
+    """Bytes interrupted downloads of this repo (or of one blob) hold, as their ranges records say."""
+    from lyricsub_hub.cache.layout import RANGES_SUFFIX
+    from lyricsub_hub.cache.parts import held_bytes as held
+
+    blobs = repo_dir(cache, repo) / "blobs"
+    if sha is not None:
+        return held(cache, repo, sha)
+    return sum(held(cache, repo, p.name.split(".")[0]) for p in blobs.glob(f"*{RANGES_SUFFIX}")) if blobs.is_dir() else 0
