@@ -6,7 +6,9 @@ YAML): names are loaded on first use, so an app can import it before inference.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # typing itself costs milliseconds at start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.2.0"
 
@@ -58,7 +60,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from .cache import Cache, FileStatus, ModelStatus
     from .core.env import go_offline
     from .download import DownloadProgress, DownloadResult, ModelDownloader, RetryPolicy
-    from .errors import (DiskSpaceError, DownloadCancelled, HubError, IntegrityError, LoadError, LyricsubError,
-                         ModelNotAvailableError, UsageError)
+    from .errors import (
+        DiskSpaceError,
+        DownloadCancelled,
+        HubError,
+        IntegrityError,
+        LoadError,
+        LyricsubError,
+        ModelNotAvailableError,
+        UsageError,
+    )
     from .index import FileSpec, ModelIndex, ModelSpec, load_index
     from .manager import ModelManager, ModelMetadata

@@ -12,17 +12,21 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from .cache import Cache, ModelStatus, Verify
-from .cache.removal import RemovalReport, remove_models
+from .cache import Cache, ModelStatus
 from .cache.status import not_available_error
 from .core import env
 from .errors import Hint, LoadError, UsageError
 from .index import FileSpec, ModelIndex, ModelSpec, load_index, unpinned_error
 
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from .cache.records import RecordStore
+    from .cache.removal import RemovalReport
+    from .cache.status import Verify
     from .download import DownloadResult, ModelDownloader
     from .families import LoadedModel, SmokeReport
 
@@ -132,6 +136,8 @@ class ModelManager:
 
         Models outside the index are never touched: the HF cache is shared with other tools.
         """
+        from .cache.removal import remove_models
+
         specs = [self.spec(n) for n in names] if names is not None else list(self.index.models.values())
         report = remove_models(specs, self.cache.cache_dir)
         for spec in specs:

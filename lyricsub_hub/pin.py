@@ -68,7 +68,7 @@ def _resolve(spec: ModelSpec, *, update: bool, endpoint: str, token: str | None)
         listing = list_repo(endpoint, token, spec.repo, revision, model=spec.name)
         wanted = [f.name for f in spec.files] or _pick(spec.family, list(listing.files))
         hostile = [n for n in wanted if n not in listing.files and n in listing.unsafe_names]
-        if listing.unsafe_names and (hostile or not spec.files and _picks_any(spec.family, listing.unsafe_names)):
+        if listing.unsafe_names and (hostile or (not spec.files and _picks_any(spec.family, listing.unsafe_names))):
             raise HubError(f"the Hub's file list for {spec.repo} names paths outside the repo: "
                            f"{', '.join(listing.unsafe_names[:3])}; refusing to pin them", model=spec.name)
         if not wanted:

@@ -16,11 +16,11 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-import bench_support as bs  # noqa: E402  (imports nothing of huggingface_hub)
+import bench_support as bs
 
 bs.isolate()  # HF_* variables and an isolated HF_HOME, before anything can import huggingface_hub
 
@@ -153,7 +153,7 @@ def fig_warm_path(hub, wc: WarmCache, plan: Plan) -> WarmPath:
         folder = Path(snapshot_download(spare.repo, revision=spare.commit, cache_dir=wc.cache, local_files_only=True))
         present = sum(1 for f in spare.files if (folder / f).exists())
         partial_local = f"returned the folder ({present} of {len(spare.files)} files present)"
-    except Exception as exc:  # noqa: BLE001 - whatever the installed version does, say it
+    except Exception as exc:
         partial_local = f"raised {type(exc).__name__}"
     try:
         mgr.get_model_path(spare.name)
@@ -283,9 +283,10 @@ class Verification:
 def fig_verification(wc: WarmCache, plan: Plan) -> Verification:
     import hashlib
 
-    from lyricsub_hub import ModelManager
     from lyricsub_hub.hashing import digest_file, digest_many
     from lyricsub_hub.verify import verify_models
+
+    from lyricsub_hub import ModelManager
 
     big = blob(plan.hash_size, 0)
     many = [blob(size, i) for i, size in enumerate(plan.many)]

@@ -33,7 +33,7 @@ class Reliability:
     files: dict[str, Any]
 
     @classmethod
-    def read(cls, folder: Path) -> "Reliability":
+    def read(cls, folder: Path) -> Reliability:
         files = {}
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             try:

@@ -10,7 +10,6 @@ import bench_support as bs
 from bench_render import Row, ratio
 from bench_support import MIB, PY, WORK, blob, child_env, median, mib
 
-
 # --------------------------------------------------------------------------- 3. download (and its peak RSS)
 
 @dataclass

@@ -18,13 +18,13 @@ for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.pop(_var, None)
 os.environ.pop("HF_TOKEN", None)
 
+# The light huggingface_hub 2.x environment has no torch: skip the modules that need it.
+import importlib.util  # noqa: E402
+
 import pytest  # noqa: E402
 
 from lyricsub_hub.testing.hub import TestHub  # noqa: E402
-from tests.helpers import Repo, add, payload, write_index  # noqa: E402,F401
-
-# The light huggingface_hub 2.x environment has no torch: skip the modules that need it.
-import importlib.util  # noqa: E402
+from tests.helpers import Repo, add, payload, write_index  # noqa: E402
 
 if importlib.util.find_spec("torch") is None:
     collect_ignore = ["families/test_loaders.py", "families/test_tiny_models.py", "e2e/test_full_cycle.py"]

@@ -3,7 +3,7 @@ part files, removal, garbage collection and bundles."""
 
 from __future__ import annotations
 
-from .status import FileStatus, ModelStatus, Verify, model_status
+from .status import FileStatus, ModelStatus, model_status
 from .store import Cache
 
-__all__ = ["Cache", "FileStatus", "ModelStatus", "Verify", "model_status"]
+__all__ = ["Cache", "FileStatus", "ModelStatus", "model_status"]

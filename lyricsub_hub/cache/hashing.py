@@ -25,7 +25,7 @@ class Digest:
 
 
 def git_blob_sha1(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 def digest_fd(fd: int, *, git_sha1: bool = False, on_bytes: Callable[[int], None] | None = None) -> Digest:
@@ -34,7 +34,7 @@ def digest_fd(fd: int, *, git_sha1: bool = False, on_bytes: Callable[[int], None
     sha = hashlib.sha256()
     git = None
     if git_sha1:
-        git = hashlib.sha1()
+        git = hashlib.sha1(usedforsecurity=False)
         git.update(b"blob %d\0" % st.st_size)
     buf = bytearray(CHUNK)
     view = memoryview(buf)

@@ -9,8 +9,8 @@ hex blob id, index file name, git branch name).
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
+import zlib
 from pathlib import Path
 
 PART_SUFFIX = ".lyricsub-part"  # a file with holes: never huggingface_hub's contiguous ".incomplete"
@@ -51,5 +51,5 @@ def read_ref(cache_dir: Path, repo: str, ref: str) -> str | None:
 @functools.lru_cache(maxsize=64)
 def cache_key(cache_dir: Path) -> str:
     """Short stable name for a cache folder, so one state folder can serve several caches (memoised: warm path)."""
-    real = os.path.realpath(cache_dir)
-    return hashlib.sha1(real.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    real = os.path.realpath(cache_dir).encode("utf-8", "surrogateescape")
+    return f"{zlib.crc32(real):08x}{zlib.adler32(real):08x}"  # a name, not a proof: records still match by stat

@@ -109,7 +109,11 @@ class PartFile:
         if record is None or record.get("size") != self.size or record.get("sha256") != self.sha256:
             os.ftruncate(self.fd, 0)  # unknown content: nothing of it can be kept
             return
-        ranges = [(int(s), int(e)) for s, e in record.get("ranges", []) if 0 <= int(s) < int(e) <= self.size]
+        raw = record.get("ranges")
+        try:
+            ranges = [(int(s), int(e)) for s, e in raw if 0 <= int(s) < int(e) <= self.size] if isinstance(raw, list) else []
+        except (TypeError, ValueError):
+            ranges = []
         on_disk = os.fstat(self.fd).st_size
         self.done = RangeSet([(s, min(e, on_disk)) for s, e in ranges])
 
@@ -185,4 +189,9 @@ def held_bytes(cache_dir: Path, repo: str, sha256: str) -> int:
     if not record or record.get("sha256") != sha256:
         return 0
     ranges = record.get("ranges")
-    return RangeSet([(int(s), int(e)) for s, e in ranges]).covered() if isinstance(ranges, list) else 0
+    if not isinstance(ranges, list):
+        return 0
+    try:
+        return RangeSet([(int(s), int(e)) for s, e in ranges]).covered()
+    except (TypeError, ValueError):
+        return 0

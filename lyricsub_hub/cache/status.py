@@ -11,20 +11,24 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from ..core.checks import is_git_sha1, is_sha256
 from ..core.fs import inside
-from ..errors import (Hint, IntegrityError, LyricsubError, ModelNotAvailableError,
-                      UnpinnedModelError)
+from ..errors import Hint, IntegrityError, LyricsubError, ModelNotAvailableError, UnpinnedModelError
 from ..index import FileSpec, ModelSpec
-from .hashing import Digest, digest_many
 from .layout import cache_key, repo_folder, snapshot_dir
 from .records import RecordStore, Stamp
 
-Verify = Literal["stat", "record", "deep"]
-FileState = Literal["ok", "missing", "size_mismatch", "mismatch", "unpinned"]
-ModelState = Literal["available", "missing", "partial", "corrupt", "unpinned"]
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Literal
+
+    from .hashing import Digest
+
+    Verify = Literal["stat", "record", "deep"]
+    FileState = Literal["ok", "missing", "size_mismatch", "mismatch", "unpinned"]
+    ModelState = Literal["available", "missing", "partial", "corrupt", "unpinned"]
 
 
 @dataclass(frozen=True)
@@ -131,9 +135,11 @@ def _ok(fspec: FileSpec, path: Path, st: os.stat_result, how: str) -> FileStatus
 
 def _hash_and_judge(jobs: list[tuple[FileSpec, Path, os.stat_result, str | None]],
                     results: dict[str, FileStatus]) -> dict[str, Stamp]:
+    from .hashing import digest_many  # hashlib only when something must be hashed
+
     digests = digest_many([(path, is_git_sha1(blob)) for _, path, _, blob in jobs])
     stamps: dict[str, Stamp] = {}
-    for (fspec, path, st, blob), digest in zip(jobs, digests):
+    for (fspec, path, _st, blob), digest in zip(jobs, digests):
         if isinstance(digest, OSError):
             results[fspec.name] = FileStatus(fspec.name, "missing", None, fspec.size, None, fspec.sha256, "no",
                                              f"unreadable: {digest.strerror}")

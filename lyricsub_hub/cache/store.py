@@ -20,8 +20,11 @@ from ..core.fs import FILE_MODE, UnsafePathError, atomic_write, inside, real_dir
 from ..index import ModelSpec
 from .layout import blobs_dir, cache_key, link_target, repo_folder, snapshot_dir
 from .records import RecordStore, Stamp
-from .status import ModelStatus, Verify, model_status
+from .status import ModelStatus, model_status
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .status import Verify
 
 @dataclass(frozen=True)
 class Cache:
@@ -63,7 +66,9 @@ class Cache:
 
     def link(self, spec: ModelSpec, fname: str, blob: str) -> None:
         """snapshots/<commit>/<fname> -> ../../blobs/<blob>, as huggingface_hub writes it (a copy where links fail)."""
-        assert spec.revision is not None and is_commit(spec.revision) and safe_file_name(fname)
+        assert spec.revision is not None
+        assert is_commit(spec.revision)
+        assert safe_file_name(fname)
         repo = self.repo_dir(spec.repo)
         entry = snapshot_dir(self.cache_dir, spec.repo, spec.revision) / fname
         real_dir(entry.parent, repo)

@@ -8,19 +8,22 @@ traceback. Command modules are imported only for the command that runs, so
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import EXIT_CANCELLED, EXIT_USAGE, DownloadCancelled, LyricsubError
 
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
     from ..manager import ModelManager
     from .output import Outcome
 
@@ -55,8 +58,27 @@ class Context:
         return self._manager
 
 
+def _formatter() -> type[argparse.HelpFormatter]:
+    import argparse
+
+    class _Formatter(argparse.HelpFormatter):
+        """argparse would import shutil (with bz2 and lzma) for the terminal width on every start; os has it."""
+
+        def __init__(self, prog: str, **kw: Any) -> None:
+            try:
+                columns = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.stderr.fileno()).columns)
+            except (OSError, ValueError):
+                columns = 80
+            kw.setdefault("width", max(40, columns - 2))
+            super().__init__(prog, **kw)
+
+    return _Formatter
+
+
 def _globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """Global options, accepted before or after the command."""
+    import argparse
+
     default = argparse.SUPPRESS if suppress else None
     flag = default if suppress else False
     parser.add_argument("--index", default=default, metavar="FILE", help="model index (default: $LYRICSUB_MODEL_INDEX or the bundled one)")
@@ -66,32 +88,62 @@ def _globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument("--endpoint", default=default, metavar="URL", help="Hub or mirror endpoint (default: $HF_ENDPOINT or huggingface.co)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lyricsub-hub", description="Pinned, verified, offline-ready models for Demucs + WhisperX.")
+def _command(argv: Sequence[str]) -> str | None:
+    """The command word of argv, skipping global options and their values; None when there is none."""
+    takes_value = {"--index", "--cache-dir", "--endpoint"}
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in takes_value:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (only=COMMAND) the globals and that command alone: a start in a blink."""
+    import argparse
+
+    formatter = _formatter()
+    parser = argparse.ArgumentParser(prog="lyricsub-hub", description="Pinned, verified, offline-ready models for Demucs + WhisperX.",
+                                     formatter_class=formatter)
     parser.add_argument("--version", action="version", version=f"lyricsub-hub {__version__}")
     _globals(parser, suppress=False)
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False, formatter_class=formatter)
     _globals(common, suppress=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    for name, (help_text, arguments) in COMMANDS.items():
+        if only is None or name == only:
+            arguments(sub.add_parser(name, parents=[common], help=help_text, description=help_text, formatter_class=formatter))
+    return parser
 
-    def cmd(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], help=help_text, description=help_text)
 
-    p = cmd("list", "every model in the index with its cache status")
+def _list(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="set_name", metavar="SET")
-    _names(cmd("status", "status of models (exit 1 unless all are available)"))
-    cmd("info", "what the index says about a model and what the cache holds").add_argument("name")
-    cmd("path", "print the snapshot folder of an available model").add_argument("name")
-    cmd("rm", "remove models from the cache (through huggingface_hub's cache deletion)").add_argument(
-        "names", nargs="+", metavar="NAME")
-    cmd("clear", "remove every model of the index from the cache (other models stay)").add_argument(
-        "--yes", action="store_true", help="really remove them")
-    p = cmd("gc", "remove what the index no longer pins, stale part files and unused blobs; optionally fit a size")
+
+
+def _one(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name")
+
+
+def _some(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="+", metavar="NAME")
+
+
+def _clear(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--yes", action="store_true", help="really remove them")
+
+
+def _gc(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="say what would be removed and freed, remove nothing")
     p.add_argument("--max-size", metavar="SIZE", help="then remove least recently used models until the cache fits (e.g. 20G)")
     p.add_argument("--keep-set", metavar="SET", action="append", default=[], help="never remove models of this set (repeatable)")
-    p = cmd("warm", "download models so the app can start offline (default set when none named)")
+
+
+def _warm(p: argparse.ArgumentParser) -> None:
     _names(p)
     p.add_argument("--connections", "--workers", dest="connections", type=int, default=None, metavar="N",
                    help="connections shared by all files and models (default 8; files of 16 MiB and more are split)")
@@ -99,26 +151,34 @@ def build_parser() -> argparse.ArgumentParser:
                    "20MiB = 20*2^20 (default: $LYRICSUB_MAX_RATE, else none)")
     p.add_argument("--force", action="store_true", help="fetch every file again")
     p.add_argument("--keep-refs", action="store_true", help="leave refs/<branch> alone (a cache shared with other pins)")
-    p.add_argument("--transfer", default="http", help=argparse.SUPPRESS)
+    p.add_argument("--transfer", default="http", help="==SUPPRESS==")
     p.add_argument("--no-load", action="store_true", help="skip loading each model after download")
     p.add_argument("--device", default="cpu", help="device for the load check: cpu, cuda, cuda:N, auto (default cpu)")
-    p = cmd("load", "load models from the cache on a device and run each once on a synthetic signal")
-    p.add_argument("names", nargs="+", metavar="NAME")
+
+
+def _load(p: argparse.ArgumentParser) -> None:
+    _some(p)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
-    p = cmd("verify", "check cached files against their pinned hashes (exit 1 on any failure)")
+
+
+def _verify(p: argparse.ArgumentParser) -> None:
     _names(p)
     p.add_argument("--deep", action="store_true", help="re-hash every file, ignoring verification records")
     p.add_argument("--repair", action="store_true", help="delete bad files and fetch them again")
-    p = cmd("lock", "fill missing pins in the index from the Hub (commit, files, sizes, sha256)")
+
+
+def _lock(p: argparse.ArgumentParser) -> None:
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("--update", action="store_true", help="move entries to the newest commit of their branch")
-    p = cmd("export", "write models (blobs, links, refs, a manifest) into one bundle file for machines without network")
+
+
+def _export(p: argparse.ArgumentParser) -> None:
     _names(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the bundle: .tar, or .tar.zst compressed; - for stdout")
-    p = cmd("import", "put the models of a bundle into the cache, every byte checked against the index's pins")
+
+
+def _import(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", metavar="FILE", help="a bundle written by export; - reads stdin")
-    _names(cmd("doctor", "will inference work here, offline, now? one screen of findings"))
-    return parser
 
 
 def _names(p: argparse.ArgumentParser) -> None:
@@ -126,12 +186,63 @@ def _names(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="set_name", metavar="SET")
 
 
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "list": ("every model in the index with its cache status", _list),
+    "status": ("status of models (exit 1 unless all are available)", _names),
+    "info": ("what the index says about a model and what the cache holds", _one),
+    "path": ("print the snapshot folder of an available model", _one),
+    "rm": ("remove models from the cache (through huggingface_hub's cache deletion)", _some),
+    "clear": ("remove every model of the index from the cache (other models stay)", _clear),
+    "gc": ("remove what the index no longer pins, stale part files and unused blobs; optionally fit a size", _gc),
+    "warm": ("download models so the app can start offline (default set when none named)", _warm),
+    "load": ("load models from the cache on a device and run each once on a synthetic signal", _load),
+    "verify": ("check cached files against their pinned hashes (exit 1 on any failure)", _verify),
+    "lock": ("fill missing pins in the index from the Hub (commit, files, sizes, sha256)", _lock),
+    "export": ("write models (blobs, links, refs, a manifest) into one bundle file for machines without network", _export),
+    "import": ("put the models of a bundle into the cache, every byte checked against the index's pins", _import),
+    "doctor": ("will inference work here, offline, now? one screen of findings", _names),
+}
+
+
+def _fast(argv: list[str]) -> Any:
+    """`path NAME` and `status NAME...` with plain global options, parsed without argparse (a container
+    entrypoint calls these on every start); anything else returns None and goes through argparse."""
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(index=None, cache_dir=None, endpoint=None, offline=False, json=False, command=None,
+                           names=[], set_name=None, name=None)
+    values = {"--index": "index", "--cache-dir": "cache_dir", "--endpoint": "endpoint"}
+    it = iter(argv)
+    for arg in it:
+        if arg in values:
+            value = next(it, None)
+            if value is None or value.startswith("-"):
+                return None
+            setattr(args, values[arg], value)
+        elif arg in ("--offline", "--json"):
+            setattr(args, arg[2:], True)
+        elif arg.startswith("-"):
+            return None
+        elif args.command is None:
+            args.command = arg
+        else:
+            args.names.append(arg)
+    if args.command == "path" and len(args.names) == 1:
+        args.name = args.names[0]
+        return args
+    return args if args.command == "status" and args.names else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed usage
-        return EXIT_USAGE if exc.code not in (0, None) else 0
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _fast(argv)
+    if args is None:
+        command = _command(argv)
+        parser = build_parser(command if command in HANDLERS and "-h" not in argv and "--help" not in argv else None)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # argparse already printed usage
+            return EXIT_USAGE if exc.code not in (0, None) else 0
     from ..core.env import go_offline, quiet_hub
 
     quiet_hub()

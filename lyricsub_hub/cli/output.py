@@ -8,15 +8,15 @@ Data goes to stdout; hints, progress and errors go to stderr.
 from __future__ import annotations
 
 import sys
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
 
 from ..core.text import human_size, printable
 from ..errors import LyricsubError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, TextIO
 
 SCHEMA = 1
 _PRECEDENCE = [130, 4, 3, 2, 5, 1, 0]
@@ -122,10 +122,12 @@ def advice(st: Any) -> str:
 class JsonEvents:
     """warm --json: one envelope-shaped event per line on stdout."""
 
-    KINDS = {"plan": "start", "download": "progress", "file_done": "file_done", "done": "model_done",
+    KINDS: ClassVar[dict[str, str]] = {"plan": "start", "download": "progress", "file_done": "file_done", "done": "model_done",
              "error": "error", "cancelled": "error", "verify": "verify"}
 
     def __init__(self, command: str = "warm") -> None:
+        import threading
+
         self.command = command
         self.lock = threading.Lock()
 
@@ -135,7 +137,7 @@ class JsonEvents:
                              bytes_total=ev.bytes_total, model_bytes_done=ev.model_bytes_done,
                              model_bytes_total=ev.model_bytes_total, speed=round(ev.speed, 1),
                              eta=None if ev.eta is None else round(ev.eta, 2), message=ev.message or None,
-                             time=round(time.time(), 3)))
+                             time=round(_now(), 3)))
 
 
 class Bars:
@@ -143,6 +145,8 @@ class Bars:
     otherwise. Thread-safe, and every bar is closed before any other line is written."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
+        import threading
+
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.lock = threading.RLock()
@@ -209,4 +213,7 @@ class Bars:
             self.stream.flush()
 
 
-Callback = Callable[[Any], None]
+def _now() -> float:
+    import time
+
+    return time.time()

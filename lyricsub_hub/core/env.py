@@ -77,13 +77,13 @@ def _flip_loaded_modules() -> None:
     """huggingface_hub and transformers copy the flag into globals at import time: flip those copies too."""
     constants = sys.modules.get("huggingface_hub.constants")
     if constants is not None and not getattr(constants, "HF_HUB_OFFLINE", True):
-        constants.HF_HUB_OFFLINE = True  # 2.x checks it per request; 0.36 per session
+        setattr(constants, "HF_HUB_OFFLINE", True)  # noqa: B010  (2.x checks it per request; 0.36 per session)
         http = sys.modules.get("huggingface_hub.utils._http")
         if http is not None and hasattr(http, "reset_sessions"):
             http.reset_sessions()
     hub = sys.modules.get("transformers.utils.hub")
     if hub is not None and hasattr(hub, "_is_offline_mode"):
-        hub._is_offline_mode = True
+        setattr(hub, "_is_offline_mode", True)  # noqa: B010
 
 
 STATE_ENV = "LYRICSUB_STATE_DIR"

@@ -58,8 +58,9 @@ class ModelDownloader:
             from ..index import load_index
 
             cache = Cache.at()
-            manager = _Plain(load_index(state_dir=cache.state_dir), cache)
-        self.setup = manager
+            self.setup: Setup = _Plain(load_index(state_dir=cache.state_dir), cache)
+        else:
+            self.setup = manager
         self.connections = max(1, connections or workers or DEFAULT_CONNECTIONS)
         self.retry = retry or RetryPolicy()
         base = timeouts or Timeouts()
@@ -230,7 +231,8 @@ class _Plain:
     """A setup made from defaults, for a downloader built without a manager."""
 
     def __init__(self, index: ModelIndex, cache: Cache) -> None:
-        self.index, self.cache, self.endpoint = index, cache, None
+        self.index, self.cache = index, cache
+        self.endpoint: str | None = None
 
     @property
     def token(self) -> str | None:

@@ -82,7 +82,7 @@ class Engine:
         self.owners_lock = threading.Lock()
 
     def start(self, run: ModelRun, spec: ModelSpec, files: tuple[FilePlan, ...], transfer: Transfer) -> None:
-        run.expect({f.name: f.size for f in files})
+        run.expect({f.name: f.size or 0 for f in files})
         for fplan in files:
             job = FileJob(self, run, spec, fplan, transfer)
             self.submit(job, job.begin)

@@ -21,7 +21,7 @@ class PrefixHasher:
     def __init__(self, fd: int, size: int, prefix: Callable[[], int], *, git_sha1: bool) -> None:
         self.fd, self.size, self._prefix = fd, size, prefix
         self.sha256 = hashlib.sha256()
-        self.git = hashlib.sha1(b"blob %d\0" % size) if git_sha1 else None
+        self.git = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False) if git_sha1 else None
         self.frontier = 0
         self.reread = 0  # bytes hashed from the file rather than from memory
         self._queue: queue.Queue[tuple[int, bytes | memoryview] | None] = queue.Queue(maxsize=64)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -110,9 +111,12 @@ class Ranged:
                 st.segments = _split(gaps, self.connections, st.gen)
             todo = list(st.segments)
         for seg in todo:
-            job.engine.submit(job, lambda seg=seg: self._run(job, seg))
+            job.engine.submit(job, self._runner(job, seg))
 
     # -- one connection ---------------------------------------------------------------------------
+    def _runner(self, job: FileJob, seg: _Segment) -> Callable[[], None]:
+        return lambda: self._run(job, seg)
+
     def _run(self, job: FileJob, seg: _Segment | None) -> None:
         st: _State = job.state
         while seg is not None:
@@ -150,7 +154,7 @@ class Ranged:
         fp, spec = job.fplan, job.spec
         assert spec.revision is not None
         url = st.source.location if st.source else resolve_url(job.engine.client.endpoint, spec.repo, spec.revision, fp.name)
-        whole = st.whole or seg.pos == 0 and seg.end == job.known_size
+        whole = st.whole or (seg.pos == 0 and seg.end == job.known_size)
         stream = job.engine.client.get(url, start=0 if whole else seg.pos, end=None if whole else seg.end, total=job.known_size)
         with job.lock:
             st.streams.add(stream)

@@ -48,7 +48,7 @@ def reads(folder: Path, names: set[str], variant: str, options: Mapping[str, Any
 
 def import_libraries() -> None:
     """Imported apart from loading, so load_seconds measures the model, not the import."""
-    import demucs.apply  # noqa: F401
+    import demucs.apply
     import demucs.hf  # noqa: F401
 
 

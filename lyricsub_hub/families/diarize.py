@@ -105,8 +105,8 @@ def load(req: LoadRequest) -> tuple[Any, dict[str, Any]]:
     if COMMUNITY in repos and "plda" not in params:
         params["plda"] = str(req.requires[COMMUNITY] / "plda")
     config.pop("device", None)
-    from pyannote.audio import Pipeline
     import yaml
+    from pyannote.audio import Pipeline
 
     with tempfile.TemporaryDirectory(prefix="lyricsub-pyannote-") as tmp:
         (Path(tmp) / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -139,9 +139,9 @@ def smoke(loaded: LoadedModel) -> tuple[str, dict[str, Any]]:
     from .signals import speech_like
 
     if loaded.extra.get("kind") == "model":
-        audio = torch.from_numpy(speech_like(5.0, 16000))[None, None].to(torch.device(loaded.device))
+        chunk = torch.from_numpy(speech_like(5.0, 16000))[None, None].to(torch.device(loaded.device))
         with torch.inference_mode():
-            out = loaded.model(audio)
+            out = loaded.model(chunk)
         out = out[0] if isinstance(out, (tuple, list)) else out
         check(bool(torch.isfinite(out).all()), loaded, "model output has NaN or inf")
         return f"{type(loaded.model).__name__} output {tuple(out.shape)}", {"shape": list(out.shape)}

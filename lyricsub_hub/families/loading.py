@@ -12,6 +12,7 @@ the family said its library reads, and passes their paths in the LoadRequest.
 from __future__ import annotations
 
 import time
+
 from ..core.env import close_side_doors
 from ..core.text import one_line
 from ..errors import LoadError, LyricsubError

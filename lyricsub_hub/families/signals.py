@@ -22,7 +22,7 @@ def speech_like(seconds: float, sr: int = 16000, *, seed: int = 0) -> np.ndarray
 
 @functools.lru_cache(maxsize=8)
 def _speech_like(seconds: float, sr: int, seed: int) -> np.ndarray:
-    n = max(1, int(round(seconds * sr)))
+    n = max(1, round(seconds * sr))
     t = np.arange(n, dtype=np.float64) / sr
     rng = np.random.default_rng(seed)
     f0 = 135.0 + 25.0 * np.sin(2 * np.pi * 0.6 * t) + 12.0 * np.sin(2 * np.pi * 3.3 * t + 1.0)

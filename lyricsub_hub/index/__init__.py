@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import IndexFileError
 from .model import FileSpec, ModelIndex, ModelSpec, unpinned_error
+
+TYPE_CHECKING = False
 
 __all__ = ["FileSpec", "ModelIndex", "ModelSpec", "default_index_path", "load_index", "parse_index", "unpinned_error"]
 

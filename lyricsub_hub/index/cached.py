@@ -7,16 +7,33 @@ otherwise plant a copy that swaps pins); any problem simply means "parse again".
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from ..core.fs import atomic_write, private_dir, private_problem
 from .model import FileSpec, ModelIndex, ModelSpec
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 FORMAT = 3  # bump when ModelSpec changes shape
+
+
+
+def _sha256(data: bytes) -> Any:
+    """CPython's own sha256 where it has one: hashlib would load OpenSSL (about 2 ms of start-up)."""
+    from importlib import import_module
+
+    for name in ("_sha2", "_sha256"):  # renamed in 3.12
+        try:
+            return import_module(name).sha256(data)
+        except (ImportError, AttributeError):
+            continue
+    import hashlib
+
+    return hashlib.sha256(data)
 
 
 def load_cached(path: Path, data: bytes, state_dir: Path | None) -> ModelIndex | None:
@@ -47,7 +64,7 @@ def store(index: ModelIndex, data: bytes, state_dir: Path | None) -> None:
 def _copy_path(data: bytes, state_dir: Path | None) -> Path | None:
     if state_dir is None:
         return None
-    key = hashlib.sha256(b"lyricsub-index-%d\0" % FORMAT + data).hexdigest()[:32]
+    key = _sha256(b"lyricsub-index-%d\0" % FORMAT + data).hexdigest()[:32]
     return state_dir / "index" / f"{key}.json"
 
 

@@ -24,7 +24,7 @@ _MODEL_KEYS = {"family", "repo", "revision", "branch", "files", "license", "gate
 _FILE_KEYS = {"name", "size", "sha256"}
 
 try:  # the C loader keeps index loading well under a millisecond per model
-    _Loader: type = yaml.CSafeLoader  # type: ignore[attr-defined]
+    _Loader: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Loader = yaml.SafeLoader
 

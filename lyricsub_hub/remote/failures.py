@@ -9,10 +9,19 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from ..core.text import clean_url
-from ..errors import (AccessDeniedError, DiskSpaceError, Hint, HubError, HubTimeoutError, HubUnreachableError,
-                      LyricsubError, RemoteNotFoundError)
+from ..errors import (
+    AccessDeniedError,
+    DiskSpaceError,
+    Hint,
+    HubError,
+    HubTimeoutError,
+    HubUnreachableError,
+    LyricsubError,
+    RemoteNotFoundError,
+)
 from .http import BadAnswer, BadBytes, ConnectionLost, HttpStatus, NoFirstByte, TooSlow, TransferError, _host
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -53,7 +62,7 @@ def _tries(ctx: Context) -> str:
 
 Row = tuple[Callable[[BaseException], bool], Callable[[BaseException, Context], LyricsubError]]
 TABLE: list[Row] = [
-    (lambda e: isinstance(e, LyricsubError), lambda e, c: e),  # type: ignore[return-value,misc]
+    (lambda e: isinstance(e, LyricsubError), lambda e, c: cast(LyricsubError, e)),
     (lambda e: isinstance(e, HttpStatus) and _code(e) == "GatedRepo",
      lambda e, c: AccessDeniedError(f"{c.repo} is gated: accept its terms at {c.endpoint}/{c.repo} and set HF_TOKEN to a "
                                     "token of that account", model=c.model, hint=f"HF_TOKEN=<your token> {Hint.warm(c.model)}")),

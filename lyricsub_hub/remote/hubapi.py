@@ -79,6 +79,6 @@ def small_file_sha256(client: Client, listing: RepoListing, name: str, *, model:
     data, _ = client.get_small(resolve_url(client.endpoint, listing.repo, listing.commit, name), entry.size)
     if len(data) != entry.size:
         raise BadAnswer(f"{name}: got {len(data)} bytes, the listing says {entry.size}")
-    if entry.git_oid is not None and hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() != entry.git_oid:
+    if entry.git_oid is not None and hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest() != entry.git_oid:
         raise BadAnswer(f"{name}: the bytes do not match the git id the Hub listed")
     return hashlib.sha256(data).hexdigest()

@@ -30,7 +30,7 @@ def unreachable_reason(endpoint: str, timeout: float = PROBE_TIMEOUT) -> str | N
                 sock.settimeout(timeout)
                 sock.connect(address)
                 return None
-        except socket.timeout:
+        except TimeoutError:
             last = f"no answer from {host}:{port} within {timeout:.0f}s"
         except OSError as exc:
             last = f"cannot connect to {host}:{port} ({exc.strerror or exc})"

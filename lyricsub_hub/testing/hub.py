@@ -42,7 +42,7 @@ from .hub_faults import (
     parse_range,
 )
 
-__all__ = ["Fault", "Request", "TestHub", "LFS_SUFFIXES", "LFS_MIN_SIZE"]
+__all__ = ["LFS_MIN_SIZE", "LFS_SUFFIXES", "Fault", "Request", "TestHub"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,11 @@ def _drain(sock: socket.socket, timeout: float) -> None:
         time.sleep(0.001)
 
 
+def _origin(server: socketserver.TCPServer) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host!s}:{port}"
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
 
@@ -91,7 +96,7 @@ class _Server(ThreadingHTTPServer):
     def server_bind(self) -> None:
         """Skip HTTPServer's getfqdn(): no name lookups, ever."""
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[0], self.server_address[1]
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Quiet: a client hanging up is normal; anything else is kept in hub.errors."""
@@ -105,7 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet, the hub keeps its own log
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def setup(self) -> None:
@@ -121,7 +126,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         """Entry for every method: apply a fault or route, and always log the request."""
         hub = self.server.hub
-        self._status, self._tail, self._writer = 0, False, None
+        self._status, self._tail = 0, False
+        self._writer: BodyWriter | None = None
         split = urlsplit(self.path)
         self._query = parse_qs(split.query, keep_blank_values=True)
         self._seg = split.path.strip("/").split("/")
@@ -159,7 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._tail = True
             self.server.hub._begin_tail()
 
-    def _send(self, status: int, headers: Mapping[str, str], chunks: Iterable[bytes], length: int) -> None:
+    def _send(self, status: int, headers: Mapping[str, str], chunks: Iterable[bytes | memoryview], length: int) -> None:
         """Headers always carry Content-Length (keep-alive); the body goes through faults and throttle."""
         self._status = status
         self.send_response(status)
@@ -265,7 +271,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _resolve(self, repo: RepoState, rev: str, path: str) -> None:
         if not self._gate(repo) or (commit := self._commit(repo, rev)) is None:
-            return
+            return None
         blob = commit.files.get(path)
         if blob is None:
             return self._error(404, "EntryNotFound", f"{path} does not exist on \"{rev}\"",
@@ -317,7 +323,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _tree(self, repo: RepoState, rev: str, base: str) -> None:
         """Tree listing, paged like the Hub: Link: <absolute next url>; rel="next" with a cursor."""
         if (commit := self._commit(repo, rev)) is None:
-            return
+            return None
         names = commit.listing(base, _flag(self._query, "recursive"))
         if names is None:
             return self._error(404, "EntryNotFound", f"{base} does not exist on \"{rev}\"")
@@ -419,13 +425,11 @@ class TestHub:
         """http://127.0.0.1:PORT (pass as endpoint= to huggingface_hub)."""
         if not self._servers:
             raise RuntimeError("TestHub is not started")
-        host, port = self._servers[0].server_address[:2]
-        return f"http://{host}:{port}"
+        return _origin(self._servers[0])
 
     @property
     def _cdn_origin(self) -> str:
-        host, port = self._servers[1].server_address[:2]
-        return f"http://{host}:{port}"
+        return _origin(self._servers[1])
 
     # --- content ---------------------------------------------------------------------------
     def add_repo(self, repo_id: str, files: Mapping[str, FileSource] | os.PathLike, branch: str = "main",

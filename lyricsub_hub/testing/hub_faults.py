@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -22,7 +22,7 @@ LFS_MIN_SIZE = 1024
 _CHUNK = 1 << 20
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 _HASHES: dict[tuple[str, int, int, bool], tuple[str, str]] = {}  # files hashed once per (path, size, mtime)
-FileSource = Union[bytes, os.PathLike]
+FileSource = Union[bytes, os.PathLike]  # noqa: UP007  (a runtime alias: 3.10 has no | on os.PathLike)
 
 
 def _git_sha1(data: bytes) -> str:
@@ -68,7 +68,7 @@ class Blob:
         """Git blob id in the repo: of the LFS pointer for LFS files (as on the Hub)."""
         return _git_sha1(self.pointer) if self.lfs else self.git_sha1
 
-    def chunks(self, start: int, end: int) -> Iterator[bytes]:
+    def chunks(self, start: int, end: int) -> Generator[bytes | memoryview, None, None]:
         """Bytes [start, end) in chunks; files are read lazily."""
         if self.data is not None:
             view = memoryview(self.data)
@@ -302,7 +302,7 @@ class BodyWriter:
     so the hub can make its log wait for that request (no race with a fast client).
     """
 
-    def __init__(self, write: Callable[[bytes], None], fault: Fault | None, rate: Callable[[], int | None],
+    def __init__(self, write: Callable[[Any], object], fault: Fault | None, rate: Callable[[], int | None],
                  stop: threading.Event, before_last: Callable[[], None]) -> None:
         self._write, self._fault, self._rate, self._stop, self._before_last = write, fault, rate, stop, before_last
         self.sent = 0
@@ -312,7 +312,7 @@ class BodyWriter:
             return self._fault.bytes_per_second
         return self._rate()
 
-    def run(self, chunks: Iterable[bytes], total: int) -> None:
+    def run(self, chunks: Iterable[bytes | memoryview], total: int) -> None:
         """Write ``total`` bytes from ``chunks`` (or fewer, then raise Abort, for drop/truncate)."""
         abort = self._fault is not None and self._fault.kind in ("drop", "truncate")
         limit = min(self._fault.after_bytes, total) if abort and self._fault else total
@@ -335,7 +335,7 @@ class BodyWriter:
             raise Abort(self._fault.kind if self._fault else "drop")
 
     def _put(self, piece: memoryview, last: bool) -> None:
-        data: bytes | bytearray = piece
+        data: bytes | bytearray | memoryview = piece
         fault = self._fault
         if fault is not None and fault.kind == "flip" and self.sent <= fault.after_bytes < self.sent + len(piece):
             data = bytearray(piece)

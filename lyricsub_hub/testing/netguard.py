@@ -90,14 +90,13 @@ def no_network(*, loopback: bool = True) -> Iterator[NetGuard]:
             guard.check(host, port)
         return real_getaddrinfo(host, port, *args, **kwargs)
 
-    socket.socket.connect = connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
-    socket.create_connection = create_connection  # type: ignore[assignment]
-    socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
+    patches = {(socket.socket, "connect"): connect, (socket.socket, "connect_ex"): connect_ex,
+               (socket, "create_connection"): create_connection, (socket, "getaddrinfo"): getaddrinfo}
+    saved = {key: getattr(*key) for key in patches}
+    for (owner, name), replacement in patches.items():
+        setattr(owner, name, replacement)
     try:
         yield guard
     finally:
-        socket.socket.connect = real_connect  # type: ignore[method-assign]
-        socket.socket.connect_ex = real_connect_ex  # type: ignore[method-assign]
-        socket.create_connection = real_create_connection  # type: ignore[assignment]
-        socket.getaddrinfo = real_getaddrinfo  # type: ignore[assignment]
+        for (owner, name), original in saved.items():
+            setattr(owner, name, original)

@@ -10,7 +10,6 @@ from huggingface_hub import hf_hub_download
 
 from lyricsub_hub import ModelManager
 from lyricsub_hub.errors import IntegrityError, ModelNotAvailableError
-
 from tests.helpers import Repo, payload
 
 

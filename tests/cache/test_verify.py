@@ -10,7 +10,6 @@ import pytest
 
 from lyricsub_hub import ModelDownloader, ModelManager
 from lyricsub_hub.errors import IntegrityError, ModelNotAvailableError
-
 from tests.helpers import add, payload, run_cli, sha256, write_index
 
 

@@ -10,7 +10,6 @@ import pytest
 from huggingface_hub import hf_hub_download
 
 from lyricsub_hub.cli import main
-
 from tests.helpers import run_cli
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from lyricsub_hub import ModelManager
-
 from tests.helpers import ROOT, add, held_bytes, payload, run_cli, write_index
 
 BIG = 6_000_000

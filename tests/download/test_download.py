@@ -10,7 +10,6 @@ import pytest
 
 from lyricsub_hub import ModelDownloader, ModelManager, RetryPolicy
 from lyricsub_hub.testing.hub import Fault
-
 from tests.helpers import add, payload, sha256, write_index
 
 FAST = RetryPolicy(attempts=4, first_delay=0.05, max_delay=0.2, budget=5)

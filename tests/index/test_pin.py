@@ -6,7 +6,6 @@ import hashlib
 import json
 
 from lyricsub_hub.index import load_index
-
 from tests.helpers import payload, run_cli
 
 INDEX = """\

@@ -24,9 +24,31 @@ from urllib.parse import urlsplit
 from tests.helpers import ROOT, Repo, add, held_bytes, payload, run_cli, write_index
 
 __all__ = [
-    "ROOT", "Repo", "add", "payload", "run_cli", "write_index", "RESULTS_DIR", "write_results", "hf_version",
-    "warm_args", "spawn_cli", "finish", "error_lines", "assert_clean_failure", "repo_dir", "blobs_dir", "blob_state",
-    "snapshot_is_true", "wait_until", "tree_listing", "sha256", "Exchange", "Proxy", "kill_all", "cli_env",
+    "RESULTS_DIR",
+    "ROOT",
+    "Exchange",
+    "Proxy",
+    "Repo",
+    "add",
+    "assert_clean_failure",
+    "blob_state",
+    "blobs_dir",
+    "cli_env",
+    "error_lines",
+    "finish",
+    "hf_version",
+    "kill_all",
+    "payload",
+    "repo_dir",
+    "run_cli",
+    "sha256",
+    "snapshot_is_true",
+    "spawn_cli",
+    "tree_listing",
+    "wait_until",
+    "warm_args",
+    "write_index",
+    "write_results",
 ]
 
 RESULTS_DIR = Path(__file__).resolve().parent / ".results"
@@ -274,7 +296,7 @@ class Proxy:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> "Proxy":
+    def __enter__(self) -> Proxy:
         self._thread.start()
         return self
 

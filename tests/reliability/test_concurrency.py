@@ -14,8 +14,21 @@ import pytest
 from lyricsub_hub import ModelManager
 
 from .helpers import (
-    add, blob_state, blobs_dir, finish, kill_all, payload, repo_dir, run_cli, sha256, snapshot_is_true, spawn_cli,
-    wait_until, warm_args, write_index, write_results,
+    add,
+    blob_state,
+    blobs_dir,
+    finish,
+    kill_all,
+    payload,
+    repo_dir,
+    run_cli,
+    sha256,
+    snapshot_is_true,
+    spawn_cli,
+    wait_until,
+    warm_args,
+    write_index,
+    write_results,
 )
 
 pytestmark = pytest.mark.reliability
@@ -48,7 +61,7 @@ def test_eight_warm_processes_at_once_fetch_each_file_once(hub, shared, cache_di
     write_results("concurrency", {"processes": PROCS, "exit_codes": codes, "gets_per_file": per_file,
                                   "bytes_served": hub.bytes_served(), "model_bytes": sum(map(len, FILES.values())),
                                   "seconds": round(elapsed, 2)})
-    assert per_file == {name: 1 for name in FILES}, per_file
+    assert per_file == dict.fromkeys(FILES, 1), per_file
     assert hub.bytes_served() == sum(map(len, FILES.values()))
     mgr = ModelManager(index, cache_dir)
     assert mgr.status("whisper:conc", verify="deep").available and snapshot_is_true(cache_dir, repo)

@@ -19,7 +19,16 @@ from lyricsub_hub import ModelDownloader, ModelManager
 from lyricsub_hub.cache.layout import cache_key
 
 from .helpers import (
-    add, assert_clean_failure, blobs_dir, payload, repo_dir, run_cli, sha256, snapshot_is_true, tree_listing, warm_args,
+    add,
+    assert_clean_failure,
+    blobs_dir,
+    payload,
+    repo_dir,
+    run_cli,
+    sha256,
+    snapshot_is_true,
+    tree_listing,
+    warm_args,
     write_index,
 )
 

@@ -20,8 +20,20 @@ from lyricsub_hub import ModelManager
 from lyricsub_hub.testing.hub import Fault, TestHub
 
 from .helpers import (
-    Exchange, Proxy, add, assert_clean_failure, blobs_dir, error_lines, hf_version, payload, run_cli, sha256,
-    snapshot_is_true, warm_args, write_index, write_results,
+    Exchange,
+    Proxy,
+    add,
+    assert_clean_failure,
+    blobs_dir,
+    error_lines,
+    hf_version,
+    payload,
+    run_cli,
+    sha256,
+    snapshot_is_true,
+    warm_args,
+    write_index,
+    write_results,
 )
 
 pytestmark = pytest.mark.reliability

@@ -10,7 +10,18 @@ import pytest
 from lyricsub_hub import ModelManager
 from lyricsub_hub.index import load_index
 
-from .helpers import Exchange, Proxy, add, assert_clean_failure, payload, run_cli, tree_listing, warm_args, write_index, write_results
+from .helpers import (
+    Exchange,
+    Proxy,
+    add,
+    assert_clean_failure,
+    payload,
+    run_cli,
+    tree_listing,
+    warm_args,
+    write_index,
+    write_results,
+)
 
 pytestmark = pytest.mark.reliability
 

@@ -15,8 +15,22 @@ from lyricsub_hub import ModelManager
 from lyricsub_hub.errors import ModelNotAvailableError
 
 from .helpers import (
-    add, blob_state, blobs_dir, error_lines, finish, kill_all, payload, repo_dir, run_cli, sha256, snapshot_is_true,
-    spawn_cli, wait_until, warm_args, write_index, write_results,
+    add,
+    blob_state,
+    blobs_dir,
+    error_lines,
+    finish,
+    kill_all,
+    payload,
+    repo_dir,
+    run_cli,
+    sha256,
+    snapshot_is_true,
+    spawn_cli,
+    wait_until,
+    warm_args,
+    write_index,
+    write_results,
 )
 
 pytestmark = pytest.mark.reliability

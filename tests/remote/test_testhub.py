@@ -18,10 +18,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")  # read at import: must precede huggingface_hub
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # 2.x would otherwise fetch /api/agent-harnesses from huggingface.co
 
-import pytest  # noqa: E402
-from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url, snapshot_download  # noqa: E402
-from huggingface_hub import __version__ as HF_VERSION  # noqa: E402
-from huggingface_hub.errors import (  # noqa: E402
+import pytest
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url, snapshot_download
+from huggingface_hub import __version__ as HF_VERSION
+from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
     HfHubHTTPError,
@@ -30,7 +30,7 @@ from huggingface_hub.errors import (  # noqa: E402
     RevisionNotFoundError,
 )
 
-from lyricsub_hub.testing.hub import Fault, TestHub  # noqa: E402
+from lyricsub_hub.testing.hub import Fault, TestHub
 
 HF_MAJOR = int(HF_VERSION.split(".")[0])
 REPO = "org/model"
