@@ -145,11 +145,15 @@ class PartFile:
             return self.done.contains(0, self.size) or self.size == 0
 
     def close(self) -> None:
-        for fd in (self.fd, self._rec):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        """Close both descriptors once: a second os.close of the same number could close someone else's file."""
+        with self.lock:
+            fds, self.fd, self._rec = (self.fd, self._rec), -1, -1
+        for fd in fds:
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     def discard(self) -> None:
         """Remove part and record (after publishing, or when the bytes are worthless)."""

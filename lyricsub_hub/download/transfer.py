@@ -144,7 +144,7 @@ class Ranged:
                     continue
                 if isinstance(exc, NoFirstByte) and not st.whole and seg.pos == before:
                     job.run.emit("download", fp.name, message=f"{exc}; asking for the whole file instead")
-                    self._restart(job, st, whole=True)
+                    self._restart(job, st, seg, whole=True)
                     return False
                 delay = job.pause(exc, seg.pos > before, time.monotonic() - began)
                 job.run.cancel.wait(delay)
@@ -166,7 +166,7 @@ class Ranged:
                 st.etag = clean_etag(stream.first_headers.get("x-linked-etag") or stream.first_headers.get("etag"))
             if stream.ignored_range:
                 job.run.emit("download", fp.name, message="the server ignores byte ranges; fetching the whole file")
-                self._restart(job, st, whole=True)
+                self._restart(job, st, seg, whole=True)
                 raise _Restart()
             offset = stream.start
             for data in stream.chunks():
@@ -205,9 +205,12 @@ class Ranged:
             st.source = self._resolve(job)
         return True
 
-    def _restart(self, job: FileJob, st: _State, *, whole: bool) -> None:
-        """Supersede every running segment (their streams close) and start again with a new plan."""
+    def _restart(self, job: FileJob, st: _State, seg: _Segment, *, whole: bool) -> None:
+        """Supersede every running segment (their streams close) and start again with a new plan; once per
+        generation, however many segments saw the reason at the same time."""
         with job.lock:
+            if seg.gen != st.gen:
+                return
             st.whole = st.whole or whole
             st.gen += 1
             streams = list(st.streams)

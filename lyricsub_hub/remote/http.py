@@ -172,7 +172,7 @@ class Client:
         ranged = start > 0 or (end is not None and end < total)
         extra = {"Range": f"bytes={start}-{(end or total) - 1}"} if ranged else {}
         first_wait = self.timeouts.first_byte_ranged if ranged else self.timeouts.headers
-        hops, on_target = 0, False
+        hops, on_target = 0, origin(url) != self._origin  # a CDN's signed URL, asked for directly on a retry
         first: dict[str, str] | None = None
         while True:
             resp = self._request("GET", url, self.headers_for(url, extra), first_wait)

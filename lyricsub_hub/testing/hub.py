@@ -11,6 +11,7 @@ streamed from disk. Faults (hub_faults.Fault) and a throttle make failures repro
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import socket
@@ -56,6 +57,8 @@ class Request:
     range: str | None
     authorization_present: bool
     client: int
+    origin: str = "hub"  # "hub", or "cdn" for the second host that redirects point to
+    started: float = 0.0  # time.monotonic() when the request arrived
 
 
 def _flag(query: dict[str, list[str]], name: str) -> bool:
@@ -75,6 +78,18 @@ def _drain(sock: socket.socket, timeout: float) -> None:
         if time.monotonic() > deadline:
             return
         time.sleep(0.001)
+
+
+def _second_host(host: str) -> str:
+    """127.0.0.2 for a hub on 127.0.0.1 (another host, as a CDN is), when this machine routes it."""
+    if host != "127.0.0.1":
+        return host
+    try:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.2", 0))
+    except OSError:
+        return host
+    return "127.0.0.2"
 
 
 def _origin(server: socketserver.TCPServer) -> str:
@@ -128,6 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
         hub = self.server.hub
         self._status, self._tail = 0, False
         self._writer: BodyWriter | None = None
+        self._started = time.monotonic()
         split = urlsplit(self.path)
         self._query = parse_qs(split.query, keep_blank_values=True)
         self._seg = split.path.strip("/").split("/")
@@ -154,7 +170,8 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             sent = self._writer.sent if self._writer else 0
             hub._record(Request(self.command, self.path, self._status, sent, self.headers.get("Range"),
-                                "Authorization" in self.headers, self.client_address[1]), self._tail)
+                                "Authorization" in self.headers, self.client_address[1],
+                                "cdn" if self.server.cdn else "hub", self._started), self._tail)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
@@ -276,9 +293,12 @@ class _Handler(BaseHTTPRequestHandler):
         if blob is None:
             return self._error(404, "EntryNotFound", f"{path} does not exist on \"{rev}\"",
                                {"X-Repo-Commit": commit.sha})
-        headers = {**self._file_headers(blob), "X-Repo-Commit": commit.sha}
-        if self._fault is not None and self._fault.kind == "redirect":
-            location = f"{self.server.hub._cdn_origin}/cdn/{quote(repo.name, safe='')}/{commit.sha}/{quote(path)}"
+        hub = self.server.hub
+        headers = {**self._file_headers(blob, hub), "X-Repo-Commit": commit.sha}
+        redirect = (self._fault is not None and self._fault.kind == "redirect") or (
+            hub.cdn_ttl is not None and blob.lfs and self.command in ("GET", "HEAD"))
+        if redirect:
+            location = hub._signed_url(repo.name, commit.sha, path)
             return self._send(302, {**headers, "Location": location}, [], 0)
         self._serve_blob(blob, headers)
 
@@ -287,23 +307,29 @@ class _Handler(BaseHTTPRequestHandler):
         seg = self._seg
         if seg[0] != "cdn" or len(seg) < 4 or self.command not in ("GET", "HEAD"):
             return self._not_found()
-        repo = self.server.hub._repo(unquote(seg[1]))
+        hub = self.server.hub
+        repo = hub._repo(unquote(seg[1]))
         commit = repo.commits.get(seg[2]) if repo else None
-        blob = commit.files.get(unquote("/".join(seg[3:]))) if commit else None
+        path = unquote("/".join(seg[3:]))
+        blob = commit.files.get(path) if commit else None
         if blob is None:
             return self._json(404, {"error": "NoSuchKey"})
-        self._serve_blob(blob, self._file_headers(blob))
+        if not hub._signature_ok(unquote(seg[1]), seg[2], path, self._query):
+            return self._json(403, {"error": "AccessDenied: Request has expired"})
+        self._serve_blob(blob, self._file_headers(blob, hub))
 
     @staticmethod
-    def _file_headers(blob: Blob) -> dict[str, str]:
-        headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes", "ETag": f'"{blob.etag}"'}
+    def _file_headers(blob: Blob, hub: TestHub) -> dict[str, str]:
+        headers = {"Content-Type": "application/octet-stream", "ETag": f'"{blob.etag}"'}
+        if hub.ranges:
+            headers["Accept-Ranges"] = "bytes"
         if blob.lfs:
             headers.update({"X-Linked-Etag": f'"{blob.sha256}"', "X-Linked-Size": str(blob.size)})
         return headers
 
     def _serve_blob(self, blob: Blob, headers: dict[str, str]) -> None:
         start, end, status = 0, blob.size, 200
-        wanted = self.headers.get("Range") if self.command == "GET" else None
+        wanted = self.headers.get("Range") if self.command == "GET" and not self.server.hub.ignore_range else None
         if wanted:
             span = parse_range(wanted, blob.size)
             if span is None:
@@ -311,9 +337,12 @@ class _Handler(BaseHTTPRequestHandler):
             (start, end), status = span, 206
             headers = {**headers, "Content-Range": f"bytes {start}-{end - 1}/{blob.size}"}
         chunks = blob.chunks(start, end)
+        hub = self.server.hub
+        hub._gauge(+1)
         try:
             self._send(status, headers, chunks, end - start)
         finally:
+            hub._gauge(-1)
             chunks.close()
 
     def _info(self, repo: RepoState, rev: str) -> None:
@@ -379,15 +408,21 @@ class TestHub:
         self._conns: set[socket.socket] = set()
         self.page_size = 1000
         self.errors: list[str] = []  # tracebacks of hub bugs (tests may assert it stays empty)
+        self.cdn_ttl: float | None = None  # set: LFS files answer 302 to a signed CDN URL valid this many seconds
+        self.ranges = True  # False: no Accept-Ranges header
+        self.ignore_range = False  # True: answer a Range request with 200 and the whole body
+        self.max_bodies = 0  # the most bodies ever sent at once (a gauge of concurrent connections)
+        self._bodies = 0
+        self._secret = os.urandom(16)
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> TestHub:
-        """Start the hub and its second ("CDN") origin; idempotent."""
+        """Start the hub and its second ("CDN") origin, on 127.0.0.2 where that loopback address works; idempotent."""
         with self._lock:
             if self._servers:
                 return self
             self._stop.clear()
-            for cdn, address in ((False, self._address), (True, (self._address[0], 0))):
+            for cdn, address in ((False, self._address), (True, (_second_host(self._address[0]), 0))):
                 server = _Server(self, cdn, address)
                 thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
                                           name=f"TestHub{'-cdn' if cdn else ''}", daemon=True)
@@ -466,6 +501,33 @@ class TestHub:
                 raise KeyError(f"{repo_id}@{revision}: no such revision")
             blob = commit.files[filename]
         return {"size": blob.size, "sha256": blob.sha256, "etag": blob.etag, "lfs": blob.lfs, "commit": commit.sha}
+
+    def use_cdn(self, ttl: float | None = 3600.0) -> None:
+        """Answer LFS files as the real Hub does: a 302 to a signed URL on the second host that expires after
+        ttl seconds (None: serve them directly again)."""
+        self.cdn_ttl = ttl
+
+    def _signed_url(self, repo: str, commit: str, path: str) -> str:
+        expires = f"{time.time() + (self.cdn_ttl or 3600.0):.3f}"
+        sig = hmac.new(self._secret, f"{repo}\0{commit}\0{path}\0{expires}".encode(), "sha256").hexdigest()[:32]
+        query = urlencode({"Expires": expires, "Signature": sig, "Key-Pair-Id": "TESTHUB"})
+        return f"{self._cdn_origin}/cdn/{quote(repo, safe='')}/{commit}/{quote(path)}?{query}"
+
+    def _signature_ok(self, repo: str, commit: str, path: str, query: dict[str, list[str]]) -> bool:
+        expires = (query.get("Expires") or [""])[-1]
+        if not expires:
+            return True  # an unsigned URL (the redirect fault): always served
+        sig = hmac.new(self._secret, f"{repo}\0{commit}\0{path}\0{expires}".encode(), "sha256").hexdigest()[:32]
+        try:
+            fresh = float(expires) > time.time()
+        except ValueError:
+            return False
+        return fresh and hmac.compare_digest(sig, (query.get("Signature") or [""])[-1])
+
+    def _gauge(self, delta: int) -> None:
+        with self._lock:
+            self._bodies += delta
+            self.max_bodies = max(self.max_bodies, self._bodies)
 
     def _repo(self, repo_id: str) -> RepoState | None:
         with self._lock:
