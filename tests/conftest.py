@@ -27,7 +27,8 @@ from lyricsub_hub.testing.hub import TestHub  # noqa: E402
 from tests.helpers import Repo, add, payload, write_index  # noqa: E402
 
 if importlib.util.find_spec("torch") is None:
-    collect_ignore = ["families/test_loaders.py", "families/test_tiny_models.py", "e2e/test_full_cycle.py"]
+    collect_ignore = ["families/test_loaders.py", "families/test_tiny_models.py", "families/test_devices.py",
+                      "families/test_cuda.py", "e2e/test_full_cycle.py"]
 
 
 @pytest.fixture(autouse=True)

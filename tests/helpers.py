@@ -70,3 +70,18 @@ def held_bytes(cache: Path, repo: str, sha: str | None = None) -> int:
     if sha is not None:
         return held(cache, repo, sha)
     return sum(held(cache, repo, p.name.split(".")[0]) for p in blobs.glob(f"*{RANGES_SUFFIX}")) if blobs.is_dir() else 0
+
+
+def plant_part(cache: Path, repo: str, data: bytes, upto: int, *, content: bytes | None = None, extra: bytes = b"") -> Path:
+    """What a warm killed after `upto` bytes of `data` leaves: a part file and its ranges record (content
+    replaces the bytes written, for a corrupted prefix; extra is appended behind the record's back)."""
+    from lyricsub_hub.cache.parts import PartFile
+
+    part = PartFile(cache, repo, sha256(data), len(data))
+    if upto:
+        part.write(0, content if content is not None else data[:upto])
+    part.close()
+    if extra:
+        with open(part.paths.part, "ab") as fh:
+            fh.write(extra)
+    return part.paths.part

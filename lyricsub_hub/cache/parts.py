@@ -115,6 +115,9 @@ class PartFile:
         except (TypeError, ValueError):
             ranges = []
         on_disk = os.fstat(self.fd).st_size
+        if on_disk > self.size:  # never publish bytes past the end: they would become part of the blob
+            os.ftruncate(self.fd, self.size)
+            on_disk = self.size
         self.done = RangeSet([(s, min(e, on_disk)) for s, e in ranges])
 
     def write(self, offset: int, data: bytes | memoryview) -> None:

@@ -45,6 +45,7 @@ class Context:
 
     args: argparse.Namespace
     _manager: Any = field(default=None, repr=False)
+    environ_at_start: dict[str, str] | None = field(default=None, repr=False)  # as the user started us (doctor)
 
     @property
     def json(self) -> bool:
@@ -245,6 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE if exc.code not in (0, None) else 0
     from ..core.env import go_offline, quiet_hub
 
+    environ_at_start = dict(os.environ)  # before our own defaults below: doctor judges the user's environment
     quiet_hub()
     if args.offline:
         go_offline()
@@ -254,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("load", "warm", "verify", "lock", "doctor", "import") and not os.environ.get("LYRICSUB_VERBOSE"):
         _quiet_libraries()
     module, name = HANDLERS[args.command]
-    ctx = Context(args)
+    ctx = Context(args, environ_at_start=environ_at_start)
     from .output import Outcome, emit
 
     try:

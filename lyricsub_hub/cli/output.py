@@ -149,6 +149,7 @@ class Bars:
 
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
+        self.ncols, self.nrows = _size(self.stream)
         self.lock = threading.RLock()
         self.models: dict[str, Any] = {}
         self.files: dict[tuple[str, str], Any] = {}
@@ -173,14 +174,14 @@ class Bars:
             bar = self.models.get(ev.model)
             if bar is None and ev.model_bytes_total:
                 bar = self.models[ev.model] = tqdm(total=ev.model_bytes_total, desc=ev.model, unit="B", unit_scale=True,
-                                                   leave=False, file=self.stream, mininterval=0.2)
+                                                   leave=False, file=self.stream, mininterval=0.2, ncols=self.ncols, nrows=self.nrows)
             if bar is not None:
                 bar.update(ev.model_bytes_done - bar.n)
             key = (ev.model, ev.file)
             fbar = self.files.get(key)
             if fbar is None and ev.stage == "download" and ev.bytes_total:
                 fbar = self.files[key] = tqdm(total=ev.bytes_total, desc="  " + ev.file[-28:], unit="B", unit_scale=True,
-                                              leave=False, file=self.stream, mininterval=0.2)
+                                              leave=False, file=self.stream, mininterval=0.2, ncols=self.ncols, nrows=self.nrows)
             if fbar is not None:
                 fbar.update(ev.bytes_done - fbar.n)
                 if ev.stage == "file_done":
@@ -202,14 +203,18 @@ class Bars:
         bar = self.models.pop(model, None)
         if bar is not None:
             bar.close()
+            self.stream.write("\r\x1b[K")
 
     def close(self) -> None:
-        """Close every bar (files first) so the summary starts on a clean line."""
+        """Close every bar (files first), then put the cursor back at the start of a cleared line: tqdm leaves it
+        after the blanks it wrote, where the next line of output would otherwise start."""
         with self.lock:
             for key in list(self.files):
                 self.files.pop(key).close()
             for model in list(self.models):
                 self.models.pop(model).close()
+            if self.tty:
+                self.stream.write("\r\x1b[K")
             self.stream.flush()
 
 
@@ -217,3 +222,15 @@ def _now() -> float:
     import time
 
     return time.time()
+
+
+def _size(stream: TextIO) -> tuple[int, int]:
+    """The terminal's columns and rows; 80x24 where it reports none (tqdm draws nothing on a 0x0 terminal,
+    which is what a pseudo-terminal nobody sized, as in some container runs, reports)."""
+    import os
+
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return 80, 24
+    return size.columns or 80, size.lines or 24

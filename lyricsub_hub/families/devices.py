@@ -19,7 +19,8 @@ _DEVICE = re.compile(r"(auto|cpu|cuda)(?::([0-9]{1,3}))?")
 def resolve_device(device: str) -> str:
     """"cpu", "cuda", "cuda:N" or "auto" (cuda:0 when torch sees a GPU, else cpu) -> "cpu" or "cuda:N".
 
-    A malformed string is a UsageError; a GPU torch cannot see is a LoadError that says which torch is installed.
+    A malformed string or a GPU index past the last is a UsageError; a GPU torch cannot see (or no torch at
+    all) is a LoadError that says which torch is installed.
     """
     text = device.strip().lower() if isinstance(device, str) else ""
     match = _DEVICE.fullmatch(text)
@@ -28,8 +29,13 @@ def resolve_device(device: str) -> str:
     kind, index = match.group(1), match.group(2)
     if kind == "cpu":
         return "cpu"
-    import torch
-
+    try:
+        import torch
+    except ImportError:  # a light install: no torch, so no GPU either
+        if kind == "auto":
+            return "cpu"
+        raise LoadError("CUDA was requested but torch is not installed (pip install 'lyricsub-hub[full]'); "
+                        "use --device cpu") from None
     available = bool(torch.cuda.is_available())
     if kind == "auto":
         return "cuda:0" if available else "cpu"
@@ -80,11 +86,16 @@ def is_out_of_memory(exc: BaseException) -> bool:
         "out of memory" in text or "cublas_status_alloc_failed" in text)
 
 
-def out_of_memory_error(exc: BaseException, device: str, needed: int, *, model: str) -> GpuMemoryError:
+def out_of_memory_error(exc: BaseException, device: str, needed: int, *, model: str,
+                        during: str = "loading") -> GpuMemoryError:
+    """The same kind of line as check_free_memory's, for an OOM a library raised while loading or running."""
+    facts = [f"needs about {human_size(needed)} of GPU memory"] if needed > 0 else []
     free = _free_now(device)
-    where = f", {device} has {human_size(free)} free" if free is not None else ""
-    return GpuMemoryError(f"ran out of GPU memory while loading (needs about {human_size(needed)}{where}); "
-                          "use --device cpu or a smaller model", model=model, hint=f"lyricsub-hub load {model} --device cpu")
+    if free is not None:
+        facts.append(f"{device} has {human_size(free)} free")
+    where = f" ({', '.join(facts)})" if facts else ""
+    return GpuMemoryError(f"ran out of GPU memory while {during}{where}; use --device cpu or a smaller model",
+                          model=model, hint=f"lyricsub-hub load {model} --device cpu")
 
 
 def _free_now(device: str) -> int | None:

@@ -52,7 +52,7 @@ def smoke(loaded: LoadedModel) -> SmokeReport:
         raise
     except Exception as exc:
         if loaded.device.startswith("cuda") and is_out_of_memory(exc):
-            raise out_of_memory_error(exc, loaded.device, 0, model=loaded.name) from exc
+            raise out_of_memory_error(exc, loaded.device, 0, model=loaded.name, during="running") from exc
         raise LoadError(f"{loaded.family} smoke run failed: {_one_line(exc)}", model=loaded.name) from exc
     seconds = time.perf_counter() - started
     return SmokeReport(loaded.name, loaded.family, loaded.device, loaded.load_seconds, seconds, summary, details)

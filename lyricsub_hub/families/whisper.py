@@ -57,6 +57,8 @@ def load(req: LoadRequest) -> tuple[Any, dict[str, Any]]:
 
     options = req.options
     kind, index = split_device(req.device)
+    if kind == "cuda":
+        _check_ctranslate2_sees(req.device, index, req.name)
     compute_type = str(options.get("compute_type") or default_compute_type(req.device))
     threads = int(options.get("threads") or min(4, os.cpu_count() or 1))
     # Build the CTranslate2 model ourselves to learn whether it is English-only: whisperx
@@ -81,6 +83,17 @@ def load(req: LoadRequest) -> tuple[Any, dict[str, Any]]:
         "device_index": index,
     }
     return pipeline, extra
+
+
+def _check_ctranslate2_sees(device: str, index: int, model: str) -> None:
+    """torch seeing a GPU does not mean CTranslate2 does (it loads its own CUDA libraries): say so in one line
+    instead of faster-whisper's "CUDA failed with error ..." from deep inside."""
+    import ctranslate2
+
+    count = int(ctranslate2.get_cuda_device_count())
+    if index >= count:
+        raise LoadError(f"{device} was requested but CTranslate2 (faster-whisper's engine) sees {count} GPU(s); "
+                        "its CUDA libraries (cuBLAS, cuDNN) may be missing; use --device cpu", model=model)
 
 
 def placement(pipeline: Any) -> str:

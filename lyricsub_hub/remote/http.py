@@ -95,7 +95,7 @@ class HttpStatus(Exception):
     @property
     def retry_after(self) -> float | None:
         try:
-            return float(self.headers.get("Retry-After", ""))
+            return float(self.headers.get("retry-after", ""))
         except ValueError:
             return None
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.helpers import ROOT, Repo, add, held_bytes, payload, run_cli, write_index
+from tests.helpers import ROOT, Repo, add, held_bytes, payload, plant_part, run_cli, write_index
 
 __all__ = [
     "RESULTS_DIR",
@@ -39,6 +39,7 @@ __all__ = [
     "hf_version",
     "kill_all",
     "payload",
+    "plant_part",
     "repo_dir",
     "run_cli",
     "sha256",

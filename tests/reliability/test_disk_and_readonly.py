@@ -21,8 +21,9 @@ from lyricsub_hub.cache.layout import cache_key
 from .helpers import (
     add,
     assert_clean_failure,
-    blobs_dir,
+    held_bytes,
     payload,
+    plant_part,
     repo_dir,
     run_cli,
     sha256,
@@ -164,14 +165,12 @@ def _leave_free(disk: Path, free: int) -> None:
 
 @pytest.mark.parametrize("free,ok", [(1_600_000, True), (600_000, False)])
 def test_disk_check_counts_the_bytes_an_interrupted_download_already_holds(hub, tmp_path, small_disk, free, ok) -> None:
-    """6 MB model, 5 MB of it already in a .incomplete: 1.6 MB free is enough, 0.6 MB is not (and says so first)."""
+    """6 MB model, 5 MB of it already in a part file: 1.6 MB free is enough, 0.6 MB is not (and says so first)."""
     data = payload(411, SIZE)
     repo = add(hub, "demucs:disk", "test/disk", {"disk.yaml": b"x: 1\n", "w.safetensors": data})
     index = write_index(tmp_path / "disk.yaml", [repo])
     cache = small_disk / "hub"
-    blobs = blobs_dir(cache, repo.repo)
-    blobs.mkdir(parents=True)
-    (blobs / (sha256(data) + ".incomplete")).write_bytes(data[:HELD])  # what a killed warm left
+    plant_part(cache, repo.repo, data, HELD)  # what a killed warm left
     _leave_free(small_disk, free)
     proc = run_cli(*warm_args(hub.endpoint, index, "demucs:disk", cache_dir=cache))
     if ok:
@@ -182,7 +181,6 @@ def test_disk_check_counts_the_bytes_an_interrupted_download_already_holds(hub, 
     else:
         assert_clean_failure(proc.returncode, proc.stdout, proc.stderr, (4,), "needs 1.0 MB", "free")
         assert hub.count(method="GET") == 0
-        held = (blobs / (sha256(data) + ".incomplete")).read_bytes()
-        assert held == data[:HELD]  # the partial is kept for when there is room
+        assert held_bytes(cache, repo.repo, sha256(data)) == HELD  # the partial is kept for when there is room
         snapshots = repo_dir(cache, repo.repo) / "snapshots"
         assert not snapshots.exists() or not any(snapshots.rglob("w.*"))

@@ -22,6 +22,7 @@ from .helpers import (
     finish,
     kill_all,
     payload,
+    plant_part,
     repo_dir,
     run_cli,
     sha256,
@@ -37,49 +38,63 @@ pytestmark = pytest.mark.reliability
 
 KILLS = 20
 SEED = 20251123
-RATE = 200_000  # bytes per second per response: a kill lands mid-file, and 20 kills never finish the big one
-READ_SLACK = 256 * 1024  # README: a resume re-fetches at most one read more than was missing
-BIG = {"a.safetensors": payload(101, 5_000_000), "b.bin": payload(102, 1_200_000)}
-FILES = {"kill.yaml": b"models: [a, b]\n", **BIG}
-NAME = "demucs:kill"
+READ_SLACK = 256 * 1024  # README: a resume re-fetches at most the reads in flight (one per connection)
+SHAPES = {  # rate: bytes per second per connection, so a kill lands mid-file and 20 kills never finish the model
+    "single-stream": ({"a.safetensors": payload(101, 5_000_000), "b.bin": payload(102, 1_200_000)}, 200_000, 1),
+    "segmented": ({"a.safetensors": payload(103, 24 << 20)}, 150_000, 4),
+}
 
 
-@pytest.fixture
-def killable(hub, tmp_path):
-    repo = add(hub, NAME, "test/kill", FILES)
-    return repo, write_index(tmp_path / "kill.yaml", [repo])
+@pytest.fixture(params=list(SHAPES))
+def killable(request, hub, tmp_path):
+    big, rate, connections = SHAPES[request.param]
+    repo = add(hub, "demucs:kill", "test/kill", {"kill.yaml": b"models: [a, b]\n", **big})
+    return request.param, big, rate, connections, repo, write_index(tmp_path / "kill.yaml", [repo])
 
 
-def _held(cache: Path, repo: str) -> dict[str, tuple[int, bool]]:
-    return {name: blob_state(cache, repo, data) for name, data in BIG.items()}
+def _held(cache: Path, repo: str, big: dict[str, bytes]) -> dict[str, tuple[int, bool]]:
+    return {name: blob_state(cache, repo, data) for name, data in big.items()}
 
 
-def _check_blob_store(cache: Path, repo: str) -> None:
-    """Every published blob holds exactly its bytes; every .incomplete is a true prefix of its file."""
-    for name, data in BIG.items():
+def _check_blob_store(cache: Path, repo: str, big: dict[str, bytes]) -> None:
+    """Every published blob holds exactly its bytes; every range a part file's record claims holds the true bytes."""
+    from lyricsub_hub.cache.parts import PartPaths, read_record
+
+    for name, data in big.items():
         blob = blobs_dir(cache, repo) / sha256(data)
         if blob.exists():
             assert blob.read_bytes() == data, f"{name}: a published blob differs from the pinned bytes"
-        part = blob.with_name(blob.name + ".incomplete")
-        if part.exists():
-            held = part.read_bytes()
-            assert len(held) <= len(data) and held == data[:len(held)], f"{name}: the partial is not a prefix of the file"
+        paths = PartPaths.of(cache, repo, sha256(data))
+        if not paths.ranges.exists():
+            continue
+        fd = os.open(paths.ranges, os.O_RDONLY)
+        try:
+            record = read_record(fd) or {}
+        finally:
+            os.close(fd)
+        held = paths.part.read_bytes() if paths.part.exists() else b""
+        for start, end in record.get("ranges", []):
+            assert held[start:end] == data[start:end], f"{name}: bytes {start}-{end} recorded but not the file's"
+        assert not blob.with_name(blob.name + ".incomplete").exists()  # never huggingface_hub's name for a file with holes
 
 
 def test_twenty_sigkills_never_show_a_half_model_and_resume_saves_the_bytes(hub, killable, cache_dir) -> None:
-    repo, index = killable
+    shape, big, rate, connections, repo, index = killable
+    files = repo.files
+    name = repo.model
     rng = random.Random(SEED)
     counts = {"kills_planned": KILLS, "kills_done": 0, "kills_mid_file": 0, "kill_modes": {"startup": 0, "time": 0, "bytes": 0},
               "files_lost": 0, "prefix_bytes_lost": 0, "files_completed_between_kills": 0,
-              "reported_available_while_incomplete": 0, "seed": SEED, "throttle_bytes_per_second": RATE}
-    held = _held(cache_dir, repo.repo)
+              "reported_available_while_incomplete": 0, "seed": SEED, "throttle_bytes_per_second": rate,
+              "connections": connections}
+    held = _held(cache_dir, repo.repo, big)
     procs = []
-    hub.throttle(RATE)
+    hub.throttle(rate)
     started = time.monotonic()
     try:
         for i in range(KILLS):
             before = held
-            proc = spawn_cli(warm_args(hub.endpoint, index, NAME))
+            proc = spawn_cli(warm_args(hub.endpoint, index, name) + ["--connections", str(connections)])
             procs.append(proc)
             mode = rng.choices(["startup", "time", "bytes"], weights=[2, 4, 4])[0]
             counts["kill_modes"][mode] += 1
@@ -89,7 +104,7 @@ def test_twenty_sigkills_never_show_a_half_model_and_resume_saves_the_bytes(hub,
                 time.sleep(rng.uniform(0.45, 1.4))
             else:  # once a random number of new bytes has reached the disk
                 target = sum(n for n, _ in before.values()) + rng.randint(16_384, 300_000)
-                grown = lambda: sum(n for n, _ in _held(cache_dir, repo.repo).values()) >= target  # noqa: E731
+                grown = lambda: sum(n for n, _ in _held(cache_dir, repo.repo, big).values()) >= target  # noqa: E731
                 wait_until(lambda: grown() or proc.poll() is not None, 15)
             if proc.poll() is not None:
                 code, out, err = finish(proc, 5)
@@ -98,53 +113,53 @@ def test_twenty_sigkills_never_show_a_half_model_and_resume_saves_the_bytes(hub,
             assert proc.wait(10) == -signal.SIGKILL
             counts["kills_done"] += 1
 
-            held = _held(cache_dir, repo.repo)
-            _check_blob_store(cache_dir, repo.repo)
-            for name in BIG:
-                (was, was_done), (now, done) = before[name], held[name]
+            held = _held(cache_dir, repo.repo, big)
+            _check_blob_store(cache_dir, repo.repo, big)
+            for fname in big:
+                (was, was_done), (now, done) = before[fname], held[fname]
                 counts["files_lost"] += was_done and not done
                 counts["prefix_bytes_lost"] += max(0, was - now)
                 counts["files_completed_between_kills"] += done and not was_done
-            if any(held[n][0] > before[n][0] and not held[n][1] for n in BIG):
+            if any(held[n][0] > before[n][0] and not held[n][1] for n in big):
                 counts["kills_mid_file"] += 1
 
             mgr = ModelManager(index, cache_dir)  # a fresh app, as after a crash
-            quick = mgr.check_model_availability(NAME)
+            quick = mgr.check_model_availability(name)
             truth = snapshot_is_true(cache_dir, repo)
-            deep = mgr.status(NAME, verify="deep")
+            deep = mgr.status(name, verify="deep")
             assert not truth, f"kill {i}: the model completed before 20 kills; slow the hub or grow the files"
             counts["reported_available_while_incomplete"] += quick or deep.available
             assert not quick, f"kill {i}: check_model_availability() is True for a half-written model"
             assert deep.status in ("missing", "partial"), f"kill {i}: status {deep.status} for a half-written model"
             with pytest.raises(ModelNotAvailableError):
-                mgr.get_model_path(NAME)
+                mgr.get_model_path(name)
     finally:
         kill_all(procs)
     kill_phase = time.monotonic() - started
 
     hub.throttle(None)
-    resumed_from = _held(cache_dir, repo.repo)
-    done = run_cli(*warm_args(hub.endpoint, index, NAME), timeout=90)
+    resumed_from = _held(cache_dir, repo.repo, big)
+    done = run_cli(*warm_args(hub.endpoint, index, name), "--connections", str(connections), timeout=90)
     assert done.returncode == 0, done.stderr
     mgr = ModelManager(index, cache_dir)
-    deep = mgr.status(NAME, verify="deep")
-    assert deep.available and [f.checked for f in deep.files] == ["hashed"] * len(FILES)
-    assert snapshot_is_true(cache_dir, repo) and mgr.check_model_availability(NAME)
-    assert mgr.get_model_path(NAME) == repo_dir(cache_dir, repo.repo) / "snapshots" / repo.commit
-    assert not list(blobs_dir(cache_dir, repo.repo).glob("*.incomplete"))
+    deep = mgr.status(name, verify="deep")
+    assert deep.available and [f.checked for f in deep.files] == ["hashed"] * len(files)
+    assert snapshot_is_true(cache_dir, repo) and mgr.check_model_availability(name)
+    assert mgr.get_model_path(name) == repo_dir(cache_dir, repo.repo) / "snapshots" / repo.commit
+    assert not list(blobs_dir(cache_dir, repo.repo).glob("*.lyricsub-*"))  # part files and records are gone
 
-    size = sum(len(d) for d in BIG.values())
-    gets = [r for r in hub.requests if r.method == "GET" and any(n in r.path for n in BIG)]
+    size = sum(len(d) for d in big.values())
+    gets = [r for r in hub.requests if r.method == "GET" and any(n in r.path for n in big)]
     served = sum(r.bytes_sent for r in gets)
     ranged = [r for r in gets if r.range]
     counts.update({
-        "files": {n: len(d) for n, d in FILES.items()}, "model_bytes": size,
+        "files": {n: len(d) for n, d in files.items()}, "model_bytes": size,
         "bytes_served_total": served, "bytes_refetched": served - size,
         "bytes_served_per_kill_x_size": round(served / (counts["kills_done"] * size), 4),
         "naive_restart_bytes": counts["kills_done"] * size, "get_requests": len(gets), "ranged_get_requests": len(ranged),
         "held_before_final_warm": {n: s for n, (s, _) in resumed_from.items()}, "kill_phase_seconds": round(kill_phase, 2),
     })
-    write_results("kills", counts)
+    write_results(f"kills-{shape}", counts)
 
     assert counts["kills_done"] == KILLS
     assert counts["files_lost"] == 0 and counts["prefix_bytes_lost"] == 0
@@ -168,12 +183,6 @@ def edge(hub, tmp_path):
     return repo, write_index(tmp_path / "edge.yaml", [repo])
 
 
-def _partial(cache: Path, data: bytes) -> Path:
-    blobs = blobs_dir(cache, "test/edge")
-    blobs.mkdir(parents=True, exist_ok=True)
-    return blobs / (sha256(data) + ".incomplete")
-
-
 def _warm_edge(hub, index: Path) -> tuple[int, str]:
     proc = run_cli(*warm_args(hub.endpoint, index, "demucs:edge"), timeout=60)
     return proc.returncode, proc.stderr
@@ -181,12 +190,17 @@ def _warm_edge(hub, index: Path) -> tuple[int, str]:
 
 @pytest.mark.parametrize("state", ["empty", "half", "corrupt_prefix", "oversized"])
 def test_any_leftover_partial_is_resumed_or_discarded_never_published_wrong(hub, edge, cache_dir, state) -> None:
-    """What a kill can leave as blobs/<sha>.incomplete (or disk trouble made of it): the next warm ends right."""
+    """What a kill can leave as a part file and its record (or disk trouble made of it): the next warm ends right."""
     repo, index = edge
     data = SMALL["w.safetensors"]
-    held = {"empty": b"", "half": data[:350_000], "oversized": data + b"\0" * 10,
-            "corrupt_prefix": data[:100] + bytes([data[100] ^ 0xFF]) + data[101:350_000]}[state]
-    _partial(cache_dir, data).write_bytes(held)
+    if state == "empty":
+        plant_part(cache_dir, repo.repo, data, 0)
+    elif state == "half":
+        plant_part(cache_dir, repo.repo, data, 350_000)
+    elif state == "oversized":  # every byte, and ten more behind the record's back
+        plant_part(cache_dir, repo.repo, data, len(data), extra=b"\0" * 10)
+    else:
+        plant_part(cache_dir, repo.repo, data, 350_000, content=data[:100] + bytes([data[100] ^ 0xFF]) + data[101:350_000])
     code, err = _warm_edge(hub, index)
     assert code == 0, err
     assert ModelManager(index, cache_dir).status("demucs:edge", verify="deep").available
@@ -196,6 +210,8 @@ def test_any_leftover_partial_is_resumed_or_discarded_never_published_wrong(hub,
         assert [(r.range, r.bytes_sent) for r in gets] == [(f"bytes=350000-{len(data) - 1}", len(data) - 350_000)]
     if state == "corrupt_prefix":  # the bad prefix fails the hash, is dropped, and the whole file comes again
         assert gets[-1].range is None and gets[-1].bytes_sent == len(data)
+    if state == "oversized":  # complete already: published at its size without a request
+        assert gets == []
 
 
 def test_blob_published_but_not_linked_is_linked_without_a_byte(hub, edge, cache_dir) -> None:
@@ -215,7 +231,7 @@ def test_blob_published_but_not_linked_is_linked_without_a_byte(hub, edge, cache
 def test_partial_holding_every_byte_is_finished_not_stuck(hub, edge, cache_dir) -> None:
     repo, index = edge
     data = SMALL["w.safetensors"]
-    _partial(cache_dir, data).write_bytes(data)  # all bytes written and synced; the kill came before os.replace
+    plant_part(cache_dir, repo.repo, data, len(data))  # every byte written and recorded; the kill came before the rename
     code, err = _warm_edge(hub, index)
     assert code == 0, err
     assert ModelManager(index, cache_dir).status("demucs:edge", verify="deep").available
