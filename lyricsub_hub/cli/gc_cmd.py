@@ -1,0 +1,98 @@
+"""`lyricsub-hub gc`: remove what the index no longer pins, downloads no process runs and blobs no snapshot
+uses; with --max-size, then the least recently used models until the cache fits (rules: cache/gc.py)."""
+
+from __future__ import annotations
+
+from ..core.text import human_size, printable
+from ..errors import DiskSpaceError, UnsafeCacheError, UsageError
+from . import Context
+from .output import Outcome
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..cache.gc import Removal, Skip
+
+
+def cmd_gc(ctx: Context) -> Outcome:
+    from ..cache import gc
+
+    args = ctx.args
+    mgr = ctx.manager()
+    max_size = _max_size(args.max_size)
+    keep: set[str] = set()
+    for set_name in args.keep_set:
+        for spec in mgr.index.expand([], set_name):
+            keep.add(spec.name)
+            keep.update(dep.name for dep in mgr.index.required(spec))
+    plan = gc.plan(mgr.cache, mgr.index.models.values(), max_size=max_size, keep=keep)
+    removed: tuple[Removal, ...] = ()
+    if args.dry_run:
+        skipped, freed, after = plan.skipped, 0, plan.size_after
+    else:
+        report = gc.execute(plan, mgr.cache)
+        removed, skipped, freed, after = report.removed, report.skipped, report.freed, report.size_after
+    fits = None if max_size is None else after <= max_size
+    out = Outcome("gc", data={
+        "dry_run": bool(args.dry_run), "cache_dir": str(mgr.cache_dir), "max_size": max_size, "keep": sorted(keep),
+        "size_before": plan.size_before, "size_after": after, "fits": fits, "bytes_to_free": plan.to_free,
+        "bytes_freed": freed, "planned": [_row(r) for r in plan.removals], "removed": [_row(r) for r in removed],
+        "skipped": [_skip_row(s) for s in skipped]})
+    done = {(r.kind, r.repo, r.target) for r in removed}
+    for item in plan.removals if args.dry_run else removed:
+        if item.kind == "model":
+            for name in item.models:
+                out.models.append({"name": name, "repo": item.repo, "revision": item.target,
+                                   "removed": (item.kind, item.repo, item.target) in done})
+    verb = "would remove" if args.dry_run else "removed"
+    out.lines += [_line(verb, r) for r in (plan.removals if args.dry_run else removed)]
+    out.lines += [_line("kept", s) for s in skipped]
+    budget = f", budget {human_size(max_size)}" if max_size is not None else ""
+    if args.dry_run:
+        out.lines.append(f"would free {human_size(plan.to_free)}: the cache would hold {human_size(after)} "
+                         f"(now {human_size(plan.size_before)}{budget})")
+    else:
+        out.lines.append(f"freed {human_size(freed)}: the cache holds {human_size(after)} "
+                         f"(was {human_size(plan.size_before)}{budget})")
+    for s in skipped:
+        if s.refused:
+            out.fail(UnsafeCacheError(f"{s.repo}@{s.target[:12]} was not removed: {s.reason}", hint=s.hint))
+    if fits is False:
+        assert max_size is not None
+        out.fail(DiskSpaceError(f"the cache would still hold {human_size(after)}, over --max-size {human_size(max_size)}: "
+                                "the rest is kept (--keep-set), outside the index, or in use by a running download",
+                                hint="hf cache ls (what else the cache holds), or lyricsub-hub gc --max-size <larger>"))
+    return out
+
+
+def _max_size(text: str | None) -> int | None:
+    if not text:
+        return None
+    from ..core.text import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise UsageError(f"--max-size: {exc}", hint="lyricsub-hub gc --max-size 20G") from None
+
+
+def _row(r: Removal) -> dict[str, Any]:
+    return {"kind": r.kind, "repo": r.repo, "target": r.target, "models": list(r.models), "files": list(r.files),
+            "reason": r.reason, "bytes": r.size}
+
+
+def _skip_row(s: Skip) -> dict[str, Any]:
+    return {"kind": s.kind, "repo": s.repo, "target": s.target, "reason": s.reason, "hint": s.hint}
+
+
+def _line(verb: str, item: Removal | Skip) -> str:
+    if item.kind in ("revision", "model"):
+        what = f"{item.repo}@{item.target[:12]}"
+    else:
+        what = f"{item.repo} {item.target[:12]}{'…' if len(item.target) > 12 else ''}"
+    size = getattr(item, "size", None)
+    models = getattr(item, "models", ())
+    tail = f" ({', '.join(models)})" if models else ""
+    shown = f"{human_size(size):>9}" if size is not None else " " * 9
+    return printable(f"{verb:<12} {item.kind:<8} {what + tail:<44} {shown}  {item.reason}")
