@@ -46,11 +46,17 @@ def write_index(path: Path, repos: list[Repo], *, sets: dict[str, list[str]] | N
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
-    """The real command in a fresh process (needed wherever HF_HUB_OFFLINE must be read at import)."""
+    """The real command in a fresh process (needed wherever HF_HUB_OFFLINE must be read at import).
+
+    LYRICSUB_CLI_PYTHONPATH runs another checkout's command instead (to show a test failing on older code).
+    """
     full_env = dict(os.environ)
     full_env.update(env or {})
+    other = os.environ.get("LYRICSUB_CLI_PYTHONPATH")
+    if other:
+        full_env["PYTHONPATH"] = other
     return subprocess.run([sys.executable, "-m", "lyricsub_hub", *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=ROOT, **kw)
+                          env=full_env, timeout=timeout, cwd=other or ROOT, **kw)
 
 
 def sha256(data: bytes) -> str:
