@@ -185,6 +185,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, headers: Mapping[str, str], chunks: Iterable[bytes | memoryview], length: int) -> None:
         """Headers always carry Content-Length (keep-alive); the body goes through faults and throttle."""
         self._status = status
+        if self.server.hub.latency:
+            self.server.hub._stop.wait(self.server.hub.latency)
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
@@ -411,6 +413,7 @@ class TestHub:
         self.cdn_ttl: float | None = None  # set: LFS files answer 302 to a signed CDN URL valid this many seconds
         self.ranges = True  # False: no Accept-Ranges header
         self.ignore_range = False  # True: answer a Range request with 200 and the whole body
+        self.latency = 0.0  # seconds before each answer's headers (a round trip to a far host)
         self.max_bodies = 0  # the most bodies ever sent at once (a gauge of concurrent connections)
         self._bodies = 0
         self._secret = os.urandom(16)
