@@ -10,7 +10,6 @@ and do it all again offline with the Hub switched off. Everything lives under
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -20,13 +19,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"
-MODELS = {  # index name -> (repo, tiny model folder)
-    "demucs:htdemucs": ("adefossez/HTDemucs", "demucs-htdemucs"),
-    "whisper:large-v3": ("Systran/faster-whisper-large-v3", "whisper-tiny"),
-    "align:en": ("facebook/wav2vec2-base-960h", "align-en"),
-    "diarize:community-1": ("pyannote/speaker-diarization-community-1", "diarize-community-1"),
-}
-TOKEN = "hf_demo_token_not_a_real_one_000000"
 
 
 def step(title: str) -> None:
@@ -41,19 +33,6 @@ def cli(*args: str, env: dict[str, str]) -> int:
     return code
 
 
-def write_index(path: Path, commits: dict[str, str], tiny: Path) -> None:
-    lines = ["version: 1", "models:"]
-    for name, (repo, folder) in MODELS.items():
-        lines += [f"  {name}:", f"    repo: {repo}", f"    revision: {commits[name]}",
-                  f"    gated: {'true' if name.startswith('diarize') else 'false'}", "    files:"]
-        for file in sorted(p for p in (tiny / folder).rglob("*") if p.is_file()):
-            data = file.read_bytes()
-            rel = file.relative_to(tiny / folder).as_posix()
-            lines.append(f"      - {{name: {rel}, size: {len(data)}, sha256: {hashlib.sha256(data).hexdigest()}}}")
-    lines += ["sets:", f"  demo: [{', '.join(MODELS)}]"]
-    path.write_text("\n".join(lines) + "\n")
-
-
 def main() -> int:
     shutil.rmtree(DEMO, ignore_errors=True)
     DEMO.mkdir()
@@ -61,19 +40,17 @@ def main() -> int:
            "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "PYANNOTE_METRICS_ENABLED": "false",
            "LYRICSUB_MODEL_INDEX": str(DEMO / "index.yaml"), "PYTHONPATH": str(ROOT)}
     os.environ.update({k: env[k] for k in ("HF_HUB_DISABLE_XET", "HF_HUB_DISABLE_TELEMETRY")})
+    from lyricsub_hub.index import load_index
+    from lyricsub_hub.testing.catalog import TINY, TOKEN, make_tiny, publish_index
     from lyricsub_hub.testing.hub import TestHub
 
     step("1. generating tiny but real models (Demucs, faster-whisper, wav2vec2, pyannote)")
-    tiny = DEMO / "tiny"
-    subprocess.run([sys.executable, "-m", "lyricsub_hub.testing.tiny_models", str(tiny)], check=True, cwd=ROOT, env=env)
+    tiny = make_tiny(DEMO / "tiny")
     with TestHub() as hub:
         step(f"2. a Hub-compatible server on {hub.endpoint} serves them (diarization is gated)")
-        commits = {}
-        for name, (repo, folder) in MODELS.items():
-            commits[name] = hub.add_repo(repo, tiny / folder, gated=name.startswith("diarize"))
-            print(f"  {repo} @ {commits[name][:12]}")
-        hub.grant(MODELS["diarize:community-1"][0], TOKEN)
-        write_index(DEMO / "index.yaml", commits, tiny)
+        publish_index(hub, tiny, DEMO / "index.yaml", set_name="demo")
+        for spec in load_index(DEMO / "index.yaml").models.values():
+            print(f"  {spec.repo} @ {(spec.revision or '')[:12]}")
         online = {**env, "HF_ENDPOINT": hub.endpoint}
         step("3. status before: nothing cached")
         cli("status", "--set", "demo", env=online)
@@ -90,7 +67,7 @@ def main() -> int:
     offline = {**env, "HF_ENDPOINT": "http://127.0.0.1:9"}
     cli("--offline", "status", "--set", "demo", env=offline)
     cli("--offline", "path", "whisper:large-v3", env=offline)
-    if cli("--offline", "load", *MODELS, "--device", "cpu", env=offline) != 0:
+    if cli("--offline", "load", *TINY, "--device", "cpu", env=offline) != 0:
         return 1
     step("done: everything above ran without internet; the cache is in .demo/hf")
     return 0
