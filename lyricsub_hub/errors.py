@@ -187,3 +187,10 @@ class BundleError(LyricsubError):
     """A bundle that cannot be read or does not match the index; nothing of it was placed."""
 
     code = "bundle"
+
+
+class BundleFormatError(BundleError, ValueError):
+    """Not a bundle at all (not tar, no manifest first, a manifest that breaks the format): exit 2, nothing placed."""
+
+    exit_code = EXIT_USAGE
+    code = "bundle_format"

@@ -40,7 +40,7 @@ from ..core.fs import inside, real_dir, regular_file, unlink_inside
 from ..core.text import one_line
 from ..errors import Hint, LyricsubError, UnsafeCacheError
 from ..index import ModelSpec
-from .layout import HF_INCOMPLETE, PART_SUFFIX, RANGES_SUFFIX, blobs_dir, lock_path, repo_folder, snapshot_dir
+from .layout import HF_INCOMPLETE, IMPORT_PREFIX, PART_SUFFIX, RANGES_SUFFIX, blobs_dir, lock_path, repo_folder, snapshot_dir
 from .removal import check_links
 from .store import Cache
 
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 GRACE = 600.0  # seconds a blob no snapshot uses is left alone after it last changed
 PART_ENDINGS = (PART_SUFFIX, RANGES_SUFFIX, HF_INCOMPLETE)
+IMPORT_GRACE = 3600.0  # seconds a bundle import's temporary file is left alone (it may be reading a slow pipe)
 
 
 # -- what is on disk ---------------------------------------------------------------------------------
@@ -295,6 +296,8 @@ def _blobs(cache_dir: Path, repo: str, used: set[str] | None) -> tuple[list[Part
             groups.setdefault(stem, []).append((entry.name, st.st_size))
         elif used is not None and entry.name not in used and "." not in entry.name and acceptable_etag(entry.name):
             loose.append(Loose(repo, entry.name, st.st_size, st.st_ctime))
+        elif entry.name.startswith(IMPORT_PREFIX) and entry.name.endswith(".tmp"):
+            loose.append(Loose(repo, entry.name, st.st_size, st.st_mtime))  # a bundle import's file, killed or running
     parts = []
     for stem, items in sorted(groups.items()):
         held = lock_held(lock_path(cache_dir, repo, stem))
@@ -351,6 +354,10 @@ def decide(found: Survey, specs: Iterable[ModelSpec], *, max_size: int | None = 
         if (blob.repo, blob.name) in protected or blob.repo in unpinned or blob.repo in found.busy:
             continue  # a pinned file's bytes (the next warm links them), or a repo a download is busy in
         age = now - blob.changed
+        if blob.name.startswith(IMPORT_PREFIX):  # an import may read a slow pipe for a long time: an hour's grace
+            if age >= max(grace, IMPORT_GRACE):
+                removals.append(Removal("blob", blob.repo, blob.name, "a killed import's temporary file", blob.size))
+            continue
         if age < grace:
             skipped.append(Skip("blob", blob.repo, blob.name, f"changed {max(0, int(age))}s ago: a download may be "
                                 "about to link it"))

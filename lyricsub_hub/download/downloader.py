@@ -63,7 +63,7 @@ class ModelDownloader:
             self.setup = manager
         self.connections = max(1, connections or workers or DEFAULT_CONNECTIONS)
         self.retry = retry or RetryPolicy()
-        base = timeouts or Timeouts()
+        base = timeouts or _mirror_waits(Timeouts())
         if timeout is not None:  # the old single knob: how long to wait for an answer
             base = Timeouts(connect=timeout, headers=max(timeout, base.headers), first_byte_ranged=base.first_byte_ranged,
                             stall=base.stall, min_rate=base.min_rate, window=base.window)
@@ -225,6 +225,20 @@ class ModelDownloader:
             raise HubUnreachableError(f"the Hub at {shown} cannot be reached: {self._reach}; warm on a machine with "
                                       "network, or point HF_ENDPOINT at a mirror", model=model,
                                       hint=f"HF_ENDPOINT=<mirror url> {Hint.warm(model)}")
+
+
+def _mirror_waits(base: Timeouts) -> Timeouts:
+    """Mirrors that fetch a whole file upstream before its first byte (Artifactory, Nexus) tell their users to raise
+    HF_HUB_DOWNLOAD_TIMEOUT: a larger value lengthens our waits for a first byte, never shortens them."""
+    from dataclasses import replace
+
+    try:
+        wanted = float(os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT", ""))
+    except ValueError:
+        return base
+    if not 0 < wanted <= 7 * 86400:  # nan, inf and nonsense leave the defaults
+        return base
+    return replace(base, headers=max(base.headers, wanted), first_byte_ranged=max(base.first_byte_ranged, wanted))
 
 
 class _Plain:

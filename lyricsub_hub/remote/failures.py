@@ -73,8 +73,7 @@ TABLE: list[Row] = [
      lambda e, c: RemoteNotFoundError(f"repo {c.repo} not found on {c.endpoint} (or it is private: set HF_TOKEN)",
                                       model=c.model, hint=f"lyricsub-hub info {c.model}")),
     (lambda e: isinstance(e, HttpStatus) and (_code(e) == "EntryNotFound" or (e.status == 404 and not e.on_redirect_target)),
-     lambda e, c: RemoteNotFoundError(f"file {c.filename} does not exist in {c.repo} at {c.revision}", model=c.model,
-                                      hint=Hint.lock_update(c.model))),
+     lambda e, c: _entry_not_found(c)),
     (lambda e: isinstance(e, HttpStatus) and e.on_redirect_target and e.status in (401, 403, 404, 410),
      lambda e, c: HubError(f"the download address {_host(e.url)} gave for {c.filename} kept being refused (HTTP "  # type: ignore[attr-defined]
                            f"{e.status}){_tries(c)}, though it was asked for anew each time", model=c.model,  # type: ignore[attr-defined]
@@ -86,8 +85,9 @@ TABLE: list[Row] = [
      lambda e, c: HubError(f"{_host(e.url)} answered HTTP {e.status} for {c.filename or c.repo}{_tries(c)}",  # type: ignore[attr-defined]
                            model=c.model, hint=Hint.warm(c.model))),
     (lambda e: isinstance(e, NoFirstByte),
-     lambda e, c: HubTimeoutError(f"{e}{_tries(c)}: the server (a mirror fetching the file upstream?) answered but was "
-                                  f"too slow to start sending {c.filename}", model=c.model, hint=Hint.warm(c.model))),
+     lambda e, c: HubTimeoutError(f"{e}{_tries(c)}: the server (a mirror fetching the file upstream?) is reachable but "
+                                  f"too slow to start sending {c.filename or c.repo}", model=c.model,
+                                  hint=Hint.warm(c.model))),
     (lambda e: isinstance(e, TooSlow),
      lambda e, c: HubTimeoutError(f"{c.filename}: {e}{_tries(c)}", model=c.model, hint=Hint.warm(c.model))),
     (lambda e: isinstance(e, BadBytes),
@@ -106,9 +106,20 @@ TABLE: list[Row] = [
 ]
 
 
+def _entry_not_found(c: Context) -> LyricsubError:
+    """On the Hub the file is gone (the pin moved); a mirror says the same when it is offline or lacks the file."""
+    from ..core.env import DEFAULT_ENDPOINT
+
+    words = f"file {c.filename} does not exist in {c.repo} at {c.revision}"
+    if c.endpoint.rstrip("/") == DEFAULT_ENDPOINT:
+        return RemoteNotFoundError(words, model=c.model, hint=Hint.lock_update(c.model))
+    return RemoteNotFoundError(f"{words} on {clean_url(c.endpoint)} (a mirror in offline mode, or one that never fetched "
+                               "it, answers so too)", model=c.model, hint=f"HF_ENDPOINT={DEFAULT_ENDPOINT} {Hint.warm(c.model)}")
+
+
 def _never_connected(exc: BaseException) -> bool:
     text = str(exc).lower()
-    return any(w in text for w in ("refused", "resolution", "not known", "no route", "unreachable", "no answer"))
+    return any(w in text for w in ("refused", "resolution", "not known", "no route", "unreachable"))
 
 
 def translate(exc: BaseException, ctx: Context) -> LyricsubError:

@@ -216,11 +216,12 @@ class Client:
         try:
             return self._manager(url).request(method, url, headers=headers, redirect=False, retries=False,
                                               preload_content=False, decode_content=False, timeout=timeout)
-        except urllib3.exceptions.ReadTimeoutError:
+        except urllib3.exceptions.ReadTimeoutError:  # connected: a slow server (a mirror busy upstream), not an unreachable one
             if "Range" in headers:
-                raise NoFirstByte(f"{_host(url)} sent no answer to a ranged request within {read_timeout:.0f}s",
+                raise NoFirstByte(f"{_host(url)} sent no answer to a ranged request within {read_timeout:g}s",
                                   url=url) from None
-            raise ConnectionLost(f"no answer from {_host(url)} within {read_timeout:.0f}s", url=url) from None
+            raise NoFirstByte(f"{_host(url)} accepted the connection but sent no answer within {read_timeout:g}s",
+                              url=url) from None
         except urllib3.exceptions.HTTPError as exc:
             raise ConnectionLost(_reason(exc, url), url=url) from None
 
@@ -298,9 +299,11 @@ class Stream:
             except Exception as exc:  # urllib3/http.client/socket errors differ by version; all mean the same here
                 if self._closed.is_set():
                     raise Cancelled() from None
-                if first and self.ranged and _is_timeout(exc):
-                    raise NoFirstByte(f"{_host(self.url)} answered a ranged request but sent no byte in "
-                                      f"{t.first_byte_ranged:.0f}s", url=self.url, got=self.got) from None
+                if first and _is_timeout(exc):
+                    waited = t.first_byte_ranged if self.ranged else t.headers
+                    what = "a ranged request" if self.ranged else "the request"
+                    raise NoFirstByte(f"{_host(self.url)} answered {what} but sent no byte in {waited:g}s", url=self.url,
+                                      got=self.got) from None
                 raise ConnectionLost(f"{_reason(exc, self.url)} after {self.got} of {want} bytes", url=self.url,
                                      got=self.got) from None
             if limiter is not None:

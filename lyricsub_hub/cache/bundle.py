@@ -1,0 +1,674 @@
+"""Bundles: pinned models carried to machines without network as one tar stream (zstd-compressed when asked),
+in huggingface_hub's own cache layout (blobs once, snapshot links, refs) behind a manifest of names, pins,
+sizes and sha256.
+
+Export reads each pinned file once and hashes the very buffer it writes; it never seeks, so the output may
+be a pipe. Import is plan, then act: the manifest is checked against the index before any member is read,
+every member name against what the manifest allows before anything is written for it; each blob streams
+into an O_EXCL temp file in its repo's blobs folder while it is hashed, and a model takes its place (blob
+names, snapshot links made from validated values, refs, records) only once all its files verified. A
+refused member is read and discarded, so the other models go on. Headers are parsed and written by
+tarfile's TarInfo; data moves through one buffer (tarfile's own stream mode copies every byte several times,
+and extraction is never left to it). No network: nothing here imports remote or download.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import tarfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+from ..core.checks import is_commit, is_git_sha1, is_repo_id, is_sha256, safe_file_name, safe_ref_name
+from ..core.fs import UMASK, new_temp, real_dir
+from ..core.text import human_size
+from ..errors import BundleError, BundleFormatError, DiskSpaceError, LyricsubError
+from ..index import ModelIndex, ModelSpec, unpinned_error
+from .layout import IMPORT_PREFIX, blobs_dir, link_target, repo_folder, snapshot_dir
+from .records import Stamp
+from .status import not_available_error
+from .store import Cache
+from .tarstream import (
+    Counter,
+    Damaged,
+    Member,
+    Pump,
+    Source,
+    TarReader,
+    TarWriter,
+    Truncated,
+    clean_name,
+    fill_from_fd,
+    kind_word,
+    new_hashers,
+    write_all,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Literal
+
+    Hasher = Any  # hashlib objects have no public common type
+    ImportState = Literal["imported", "present", "failed"]
+    TargetState = Literal["pending", "imported", "present", "failed"]
+
+    from .tarstream import Readable
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+MAX_MANIFEST = 16 << 20
+MAX_REF = 256
+
+
+def _again(name: str) -> str:
+    return f"lyricsub-hub export {name} -o FILE where the model is available, then lyricsub-hub import FILE"
+
+
+# -- the manifest -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BundleFile:
+    name: str
+    size: int
+    sha256: str
+    blob: str  # its name in blobs/: the sha256, or the git blob id the Hub names small files by
+
+
+@dataclass(frozen=True)
+class BundleModel:
+    name: str
+    repo: str
+    revision: str
+    branch: str
+    files: tuple[BundleFile, ...]
+
+    @property
+    def folder(self) -> str:
+        return repo_folder(Path(), self.repo).name
+
+    def blob_member(self, f: BundleFile) -> str:
+        return f"{self.folder}/blobs/{f.blob}"
+
+    def link_member(self, f: BundleFile) -> str:
+        return f"{self.folder}/snapshots/{self.revision}/{f.name}"
+
+    @property
+    def ref_member(self) -> str:
+        return f"{self.folder}/refs/{self.branch}"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    models: tuple[BundleModel, ...]
+    created: str = ""
+    tool: str = ""
+    format: int = FORMAT
+
+    def to_json(self) -> bytes:
+        doc = {"format": self.format, "created": self.created, "tool": self.tool, "models": [
+            {"name": m.name, "repo": m.repo, "revision": m.revision, "branch": m.branch,
+             "files": [{"name": f.name, "size": f.size, "sha256": f.sha256, "blob": f.blob} for f in m.files]}
+            for m in self.models]}
+        return json.dumps(doc, indent=1).encode() + b"\n"
+
+    @classmethod
+    def parse(cls, data: bytes) -> Manifest:
+        """Strict: every value that will become a path is checked here; anything else is a BundleFormatError."""
+        try:
+            doc = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BundleFormatError(f"{MANIFEST} is not JSON ({str(exc)[:80]})") from None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("models"), list):
+            found = doc.get("format") if isinstance(doc, dict) else None
+            tool = str(doc.get("tool", ""))[:40] if isinstance(doc, dict) else ""
+            raise BundleFormatError(f"{MANIFEST} is not a format-{FORMAT} bundle manifest (format {str(found)[:20]}"
+                                    f"{', written by ' + tool if tool else ''})", hint="pip install --upgrade lyricsub-hub")
+        models = tuple(_parse_model(i, m) for i, m in enumerate(doc["models"]))
+        names = [m.name for m in models]
+        if len(set(names)) != len(names):
+            raise BundleFormatError(f"{MANIFEST} names a model twice")
+        _consistent(models)
+        return cls(models, str(doc.get("created", ""))[:40], str(doc.get("tool", ""))[:80])
+
+
+def _parse_model(i: int, raw: object) -> BundleModel:
+    where = f"{MANIFEST}: models[{i}]"
+    if not isinstance(raw, dict) or not isinstance(raw.get("files"), list):
+        raise BundleFormatError(f"{where} is not an object with a file list")
+    name, repo, rev, branch = raw.get("name"), raw.get("repo"), raw.get("revision"), raw.get("branch", "main")
+    if not (isinstance(name, str) and 0 < len(name) <= 200 and name.isprintable()):
+        raise BundleFormatError(f"{where}: bad model name")
+    if not is_repo_id(repo) or not is_commit(rev) or not safe_ref_name(branch):
+        raise BundleFormatError(f"{where} ({name}): bad repo, revision or branch")
+    files = []
+    for j, f in enumerate(raw["files"]):
+        ok = isinstance(f, dict) and safe_file_name(f.get("name")) and type(f.get("size")) is int and f["size"] >= 0 \
+            and is_sha256(f.get("sha256")) and (f.get("blob") == f.get("sha256") or is_git_sha1(f.get("blob")))
+        if not ok:
+            raise BundleFormatError(f"{where} ({name}): files[{j}] is not a safe name with a size, a sha256 and a blob id")
+        files.append(BundleFile(f["name"], f["size"], f["sha256"], f["blob"]))
+    if not files or len({f.name for f in files}) != len(files):
+        raise BundleFormatError(f"{where} ({name}): no files, or a file named twice")
+    return BundleModel(name, str(repo), str(rev), str(branch), tuple(files))
+
+
+def _consistent(models: tuple[BundleModel, ...]) -> None:
+    """One blob member, one content: two models may share a blob only when they agree on its bytes."""
+    seen: dict[str, tuple[int, str]] = {}
+    for m in models:
+        for f in m.files:
+            if seen.setdefault(m.blob_member(f), (f.size, f.sha256)) != (f.size, f.sha256):
+                raise BundleFormatError(f"{MANIFEST} gives {m.blob_member(f)} two different contents")
+
+
+# -- results ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExportPlan:
+    manifest: Manifest
+    sources: dict[tuple[str, str], Path] = field(hash=False)  # (repo, blob) -> the snapshot entry to read
+    problems: tuple[LyricsubError, ...] = ()  # models that cannot be exported: nothing is written then
+
+    @property
+    def payload_bytes(self) -> int:
+        return sum(f.size for m in self.manifest.models for f in m.files)
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    models: tuple[BundleModel, ...]
+    blobs: int  # blob members with data (each once)
+    payload_bytes: int  # file bytes read and hashed
+    written: int  # bytes of the bundle itself (after compression)
+    seconds: float
+    compressed: bool
+
+
+@dataclass(frozen=True)
+class ModelImport:
+    name: str
+    state: ImportState
+    files: int  # files placed from the bundle
+    bytes: int
+    error: LyricsubError | None = None
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    models: tuple[ModelImport, ...]
+    problems: tuple[LyricsubError, ...]  # members that belong to no model of the manifest
+    bytes_read: int  # of the bundle stream (compressed, as it arrived)
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(m.state != "failed" for m in self.models)
+
+
+# -- export -----------------------------------------------------------------------------------------------
+def plan_export(cache: Cache, specs: Sequence[ModelSpec]) -> ExportPlan:
+    """What would go into the bundle; models that are unpinned or not available are problems (nothing is written)."""
+    models: list[BundleModel] = []
+    sources: dict[tuple[str, str], Path] = {}
+    problems: list[LyricsubError] = []
+    for spec in specs:
+        if not spec.pinned or spec.revision is None:
+            problems.append(unpinned_error(spec))
+            continue
+        st = cache.status(spec)
+        if not st.available or st.path is None:
+            problems.append(not_available_error(st))
+            continue
+        files = []
+        for f in spec.files:
+            assert f.sha256 is not None  # pinned
+            entry = st.path / f.name
+            blob = _blob_name(entry, f.sha256)
+            files.append(BundleFile(f.name, os.stat(entry).st_size if f.size is None else f.size, f.sha256, blob))
+            sources.setdefault((spec.repo, blob), entry)
+        models.append(BundleModel(spec.name, spec.repo, spec.revision, spec.branch, tuple(files)))
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return ExportPlan(Manifest(tuple(models), created, f"lyricsub-hub {_version()}"), sources, tuple(problems))
+
+
+def _version() -> str:
+    """This package's version, from its metadata (the package root is above this layer)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lyricsub-hub")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _blob_name(entry: Path, sha256: str) -> str:
+    """The cache's own blob name where it is a digest (a git id is checked again on the way out); else the sha256."""
+    try:
+        name = os.path.basename(os.readlink(entry))
+    except OSError:
+        return sha256
+    return name if name == sha256 or is_git_sha1(name) else sha256
+
+
+def export_file(plan: ExportPlan, path: Path, *, compress: bool | None = None) -> ExportReport:
+    """Write the bundle into a temp file beside path; it takes that name only when every byte hashed right."""
+    if compress is None:
+        compress = path.name.endswith((".zst", ".tzst"))
+    fd, temp = new_temp(path.parent, f".{path.name}.")
+    try:
+        with open(fd, "wb", buffering=0) as out:
+            report = export_bundle(plan, out, compress=compress)
+            os.fchmod(out.fileno(), 0o644 & ~UMASK)
+        os.replace(temp, path)
+    except BaseException:
+        _unlink(temp)
+        raise
+    return report
+
+
+def export_bundle(plan: ExportPlan, out: BinaryIO, *, compress: bool = False) -> ExportReport:
+    """Stream the bundle into out (a file or a pipe, never seeked). Raises BundleError when a file no longer hashes
+    to its pin: what was written is then no bundle (export_file removes it; an import refuses it)."""
+    if plan.problems:
+        raise plan.problems[0]
+    started = time.monotonic()
+    counter = Counter(out)
+    zst = None
+    if compress:
+        import zstandard
+
+        zst = zstandard.ZstdCompressor(level=3, threads=-1).stream_writer(cast("Any", counter), closefd=False)
+    tar = TarWriter(zst if zst is not None else counter)
+    pump = Pump()
+    done: set[tuple[str, str]] = set()  # (repo, blob) members written
+    holder: dict[str, str] = {}  # sha256 -> the member that holds those bytes (others hard-link to it)
+    try:
+        tar.small(MANIFEST, plan.manifest.to_json())
+        refs: set[str] = set()
+        for m in plan.manifest.models:  # per model: its links and ref first, so an import checks them before placing
+            for f in m.files:
+                tar.member(m.link_member(f), kind=tarfile.SYMTYPE, linkname=link_target(f.name, f.blob))
+            if m.ref_member not in refs:
+                refs.add(m.ref_member)
+                tar.small(m.ref_member, m.revision.encode())
+            for f in m.files:
+                if (m.repo, f.blob) not in done:
+                    _export_blob(tar, pump, plan, m, f, holder)
+                    done.add((m.repo, f.blob))
+        tar.close()
+        if zst is not None:
+            zst.close()  # ends the frame; closefd=False leaves out open
+        out.flush()
+    finally:
+        pump.close()
+    return ExportReport(plan.manifest.models, len(holder), plan.payload_bytes, counter.count, time.monotonic() - started,
+                        compress)
+
+
+def _export_blob(tar: TarWriter, pump: Pump, plan: ExportPlan, m: BundleModel, f: BundleFile,
+                 holder: dict[str, str]) -> None:
+    """One blob member: its bytes, hashed as they go, or a hard link to the member that already holds them."""
+    if f.sha256 in holder:
+        tar.member(m.blob_member(f), kind=tarfile.LNKTYPE, linkname=holder[f.sha256])
+        return
+    hint = f"lyricsub-hub verify --repair {m.name}"
+    fd = os.open(plan.sources[(m.repo, f.blob)], os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        size = os.fstat(fd).st_size
+        if size != f.size:
+            raise BundleError(f"{f.name} changed since it was verified ({size} bytes, pinned {f.size})", model=m.name,
+                              hint=hint)
+        tar.member(m.blob_member(f), size=f.size)
+        hashers = new_hashers(f.size, is_git_sha1(f.blob))
+        try:
+            pump.move(f.size, fill_from_fd(fd), tar.write, hashers)
+        except EOFError:
+            raise BundleError(f"{f.name} shrank while it was exported", model=m.name, hint=hint) from None
+    finally:
+        os.close(fd)
+    tar.pad(f.size)
+    problem = _digest_problem(f, hashers)
+    if problem:
+        raise BundleError(f"{f.name} {problem} while it was exported; the bundle is not usable", model=m.name, hint=hint)
+    holder[f.sha256] = m.blob_member(f)
+
+
+def _digest_problem(f: BundleFile, hashers: Sequence[Hasher]) -> str:
+    sha = hashers[0].hexdigest()
+    if sha != f.sha256:
+        return f"hashes to {sha[:12]}…, the pin is {f.sha256[:12]}…"
+    if len(hashers) > 1 and hashers[1].hexdigest() != f.blob:
+        return f"has the git id {hashers[1].hexdigest()[:12]}…, its blob name says {f.blob[:12]}…"
+    return ""
+
+
+# -- import -------------------------------------------------------------------------------------------------
+@dataclass
+class _Target:
+    """One model of the manifest, as the import sees it."""
+
+    bm: BundleModel
+    spec: ModelSpec | None = None
+    state: TargetState = "pending"  # then imported or failed; or present from the start
+    needs: set[str] = field(default_factory=set)  # blob members it still lacks
+    have: set[str] = field(default_factory=set)  # its files already right in the cache
+    error: LyricsubError | None = None
+    files: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class _Held:
+    """A verified blob: in its temp file until a model publishes it, then under its name (fd closed)."""
+
+    repo: str
+    blob: str
+    sha256: str
+    size: int
+    fd: int
+    temp: Path
+    stamp: Stamp | None = None
+
+
+class _Importer:
+    def __init__(self, cache: Cache, index: ModelIndex, manifest: Manifest, *, keep_refs: bool) -> None:
+        self.cache, self.index, self.keep_refs = cache, index, keep_refs
+        self.targets = [_Target(m) for m in manifest.models]
+        self.blobs: dict[str, tuple[BundleModel, BundleFile, list[_Target]]] = {}  # every member the manifest allows
+        self.links: dict[str, tuple[_Target, str]] = {}
+        self.refs: dict[str, list[_Target]] = {}
+        self.held: dict[str, _Held] = {}  # blob member -> verified bytes
+        self.strays: list[str] = []
+        self.pump = Pump()
+        for t in self.targets:
+            m = t.bm
+            for f in m.files:
+                self.blobs.setdefault(m.blob_member(f), (m, f, []))[2].append(t)
+                self.links[m.link_member(f)] = (t, link_target(f.name, f.blob))
+            self.refs.setdefault(m.ref_member, []).append(t)
+
+    # -- plan: the manifest against the index and the cache, before any member is read
+    def plan(self) -> None:
+        for t in self.targets:
+            why = self._disagreement(t)
+            if why:
+                self._fail([t], why, hint="lyricsub-hub import FILE --index <the model_index.yaml the bundle was made with>")
+                continue
+            assert t.spec is not None
+            st = self.cache.status(t.spec)
+            if st.available:
+                t.state = "present"
+                continue
+            t.have = {f.name for f in st.files if f.state == "ok"}
+            t.needs = {t.bm.blob_member(f) for f in t.bm.files if f.name not in t.have}
+        self._check_space()
+
+    def _disagreement(self, t: _Target) -> str:
+        m = t.bm
+        t.spec = spec = self.index.models.get(m.name)
+        if spec is None:
+            return f"the index ({self.index.path}) has no model of that name"
+        if not spec.pinned:
+            return f"the index does not pin it fully ({spec.unpinned_reason}), so nothing vouches for its bytes"
+        if (spec.repo, spec.revision) != (m.repo, m.revision):
+            return f"the bundle holds {m.repo}@{m.revision[:12]}, the index pins {spec.repo}@{str(spec.revision)[:12]}"
+        carried = {f.name: f for f in m.files}
+        odd = sorted({f.name for f in spec.files if f.name not in carried or carried[f.name].sha256 != f.sha256
+                      or f.size not in (None, carried[f.name].size)} | (carried.keys() - {f.name for f in spec.files}))
+        if odd:
+            return f"its manifest disagrees with the index about {', '.join(odd[:3])}{' …' if len(odd) > 3 else ''}"
+        return ""
+
+    def _check_space(self) -> None:
+        wanted = {b for t in self.targets if t.state == "pending" for b in t.needs}
+        needed = sum(self.blobs[b][1].size for b in wanted)
+        probe = self.cache.cache_dir
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        free = shutil.disk_usage(probe).free
+        if needed > free:
+            names = ", ".join(t.bm.name for t in self.targets if t.state == "pending")
+            raise DiskSpaceError(f"the import needs {human_size(needed)} in {self.cache.cache_dir} but only "
+                                 f"{human_size(free)} is free; nothing was written", model=names or None,
+                                 hint=f"free {human_size(needed - free)} or set HF_HUB_CACHE to a larger disk")
+
+    # -- act: member by member, each name checked against the manifest before anything is written for it
+    def consume(self, reader: TarReader) -> None:
+        try:
+            while (member := reader.next()) is not None:
+                self._member(reader, member)
+        except (Truncated, Damaged) as exc:
+            self._fail(self._pending(), f"the bundle is cut short or damaged: {exc}",
+                       hint="copy the whole bundle again (or export it again), then lyricsub-hub import FILE")
+            return
+        for t in self._pending():
+            lacking = sorted(f.name for f in t.bm.files if t.bm.blob_member(f) in t.needs)
+            self._fail([t], f"the bundle lacks {', '.join(lacking[:3])}{' …' if len(lacking) > 3 else ''}")
+
+    def _pending(self) -> list[_Target]:
+        return [t for t in self.targets if t.state == "pending"]
+
+    def _member(self, reader: TarReader, m: Member) -> None:
+        name = clean_name(m.name)
+        if name is None:
+            self._stray(m.name, "its name is absolute, climbs out with '..', or is not a plain path")
+        elif name in self.blobs:
+            self._blob(reader, name, m)
+        elif name in self.links:
+            self._link(name, m)
+        elif name in self.refs:
+            self._ref(reader, name, m)
+        elif m.kind != tarfile.DIRTYPE or not any(n.startswith(name + "/") for n in (*self.blobs, *self.links)):
+            self._stray(name, f"a {kind_word(m.kind)} no model of the manifest lists")
+
+    def _blob(self, reader: TarReader, name: str, m: Member) -> None:
+        bm, f, targets = self.blobs[name]
+        users = [t for t in targets if t.state == "pending" and name in t.needs]
+        if not users or name in self.held:
+            return  # already in the cache, verified already, or every model that needed it failed: skipped
+        if m.kind == tarfile.LNKTYPE:
+            self._hard_link(users, name, bm, f, m)
+        elif m.kind not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+            self._fail(users, f"refused {name}: a {kind_word(m.kind)} where a file was expected")
+        elif m.size != f.size:
+            self._fail(users, f"refused {f.name}: the bundle holds {m.size} bytes, the pin says {f.size}")
+        else:
+            self._take(users, name, bm, f, reader.fill)
+
+    def _hard_link(self, users: list[_Target], name: str, bm: BundleModel, f: BundleFile, m: Member) -> None:
+        """The same bytes in another repo: copied from the blob this import verified, or from the cache where a model
+        already holds them, and hashed again on the way."""
+        path = self._link_source(clean_name(m.linkname) or "", f)
+        if path is None:
+            self._fail(users, f"refused {name}: a hard link to {m.linkname[:120]!r}, which is no verified blob of "
+                       "this bundle with the same bytes")
+            return
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            self._fail(users, f"cannot read {path}: {exc.strerror or exc}")
+            return
+        try:
+            self._take(users, name, bm, f, fill_from_fd(fd))
+        finally:
+            os.close(fd)
+
+    def _link_source(self, target: str, f: BundleFile) -> Path | None:
+        held = self.held.get(target)
+        if held is not None:
+            if (held.sha256, held.size) != (f.sha256, f.size):
+                return None
+            return held.temp if held.stamp is None else blobs_dir(self.cache.cache_dir, held.repo) / held.blob
+        declared = self.blobs.get(target)
+        if declared is None or (declared[1].sha256, declared[1].size) != (f.sha256, f.size):
+            return None
+        for t in declared[2]:  # a model that already had those bytes in the cache (status verified them)
+            for g in t.bm.files:
+                if t.bm.blob_member(g) == target and (t.state == "present" or g.name in t.have):
+                    return snapshot_dir(self.cache.cache_dir, t.bm.repo, t.bm.revision) / g.name
+        return None
+
+    def _take(self, users: list[_Target], name: str, bm: BundleModel, f: BundleFile,
+              fill: Callable[[memoryview], None]) -> None:
+        """Stream the bytes into an O_EXCL temp file in the repo's blobs folder while hashing; keep them if they verify."""
+        repo_dir = self.cache.repo_dir(bm.repo)
+        try:
+            real_dir(repo_dir, self.cache.cache_dir)
+            fd, temp = new_temp(real_dir(blobs_dir(self.cache.cache_dir, bm.repo), repo_dir), IMPORT_PREFIX)
+        except OSError as exc:
+            self._fail(users, f"cannot write into {self.cache.cache_dir}: {exc.strerror or exc}", exc)
+            return  # its data is skipped with the next member
+        hashers = new_hashers(f.size, is_git_sha1(f.blob))
+        kept = False
+        try:
+            self.pump.move(f.size, fill, lambda v: write_all(lambda d: os.write(fd, d), v), hashers)
+            problem = _digest_problem(f, hashers)
+            if problem:
+                self._fail(users, f"refused {f.name}: its bytes in the bundle {problem}")
+            else:
+                self.held[name] = _Held(bm.repo, f.blob, f.sha256, f.size, fd, temp)
+                kept = True
+        except EOFError:
+            raise Damaged("a blob verified earlier in this import shrank while it was copied") from None
+        except OSError as exc:
+            self._fail(users, f"could not write {f.name}: {exc.strerror or exc}", exc)
+        finally:
+            if not kept:
+                os.close(fd)
+                _unlink(temp)
+        if kept:
+            self._place_ready()
+
+    def _link(self, name: str, m: Member) -> None:
+        t, expected = self.links[name]
+        if m.kind == tarfile.SYMTYPE and m.linkname == expected:
+            return  # the link itself is made from the manifest's values, never from the member
+        what = f"points to {m.linkname[:120]!r}" if m.kind == tarfile.SYMTYPE else f"is a {kind_word(m.kind)}"
+        words = f"refused {name}: it {what}, where the manifest says a link to {expected}"
+        if t.state == "pending":
+            self._fail([t], words)
+        elif t.state != "failed":
+            self._stray(name, f"{words} (nothing was written for it)")
+
+    def _ref(self, reader: TarReader, name: str, m: Member) -> None:
+        targets = self.refs[name]
+        regular = m.kind in (tarfile.REGTYPE, tarfile.AREGTYPE) and m.size <= MAX_REF
+        content = reader.data(MAX_REF).decode("ascii", "replace").strip() if regular else ""
+        if content in {t.bm.revision for t in targets}:
+            return  # refs are pointed from the manifest's values, like links
+        words = f"refused {name}: a {kind_word(m.kind)} that names no commit of its models"
+        pending = [t for t in targets if t.state == "pending"]
+        if pending:
+            self._fail(pending, words)
+        else:
+            self._stray(name, words)
+
+    # -- placing a model whose every file verified
+    def _place_ready(self) -> None:
+        for t in self._pending():
+            if t.needs <= self.held.keys():
+                try:
+                    self._place(t)
+                except OSError as exc:
+                    self._fail([t], f"could not place it in the cache: {exc.strerror or exc}", exc)
+
+    def _place(self, t: _Target) -> None:
+        """Blob names first (each verified), then snapshot links, then the ref and the records."""
+        spec, bm = t.spec, t.bm
+        assert spec is not None
+        stamps: dict[str, Stamp] = {}
+        for f in bm.files:
+            if f.name in t.have:
+                continue
+            held = self.held[bm.blob_member(f)]
+            if held.stamp is None:
+                held.stamp = self.cache.publish(held.fd, held.temp, bm.repo, f.blob, f.sha256)
+                os.close(held.fd)
+                held.fd = -1
+            self.cache.link(spec, f.name, f.blob)
+            stamps[f.name] = held.stamp
+            t.files += 1
+            t.bytes += f.size
+        if not self.keep_refs:
+            self.cache.point_ref(spec)
+        self.cache.remember(spec, stamps)
+        t.state = "imported"
+
+    # -- endings
+    def _fail(self, targets: list[_Target], words: str, exc: OSError | None = None, *, hint: str | None = None) -> None:
+        for t in targets:
+            if t.state != "pending":
+                continue
+            t.state = "failed"
+            if exc is not None and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                t.error = DiskSpaceError(f"not imported: {words}", model=t.bm.name,
+                                         hint="free space, then run the same import again")
+            else:
+                t.error = BundleError(f"not imported: {words}; nothing of it was placed", model=t.bm.name,
+                                      hint=hint or _again(t.bm.name))
+
+    def _stray(self, name: str, why: str) -> None:
+        self.strays.append(f"{name[:160]!r}: {why}")
+
+    def cleanup(self) -> None:
+        """Temp files no model published go: a model that failed leaves no new blobs. Placed models stay."""
+        self.pump.close()
+        for held in self.held.values():
+            if held.stamp is None:
+                os.close(held.fd)
+                _unlink(held.temp)
+
+    def report(self, arrived: int, seconds: float) -> ImportReport:
+        rows = tuple(ModelImport(t.bm.name, "failed" if t.state == "pending" else t.state, t.files, t.bytes, t.error)
+                     for t in self.targets)
+        problems: list[LyricsubError] = []
+        if self.strays:
+            more = f" (and {len(self.strays) - 1} more)" if len(self.strays) > 1 else ""
+            problems.append(BundleError(f"refused {len(self.strays)} member(s) of the bundle, writing nothing for them: "
+                                        f"{self.strays[0]}{more}", hint="lyricsub-hub export NAME... -o FILE (make the bundle again)"))
+        return ImportReport(rows, tuple(problems), arrived, seconds)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def import_bundle(cache: Cache, index: ModelIndex, source: Readable, *, keep_refs: bool = False) -> ImportReport:
+    """Put the models of a bundle stream into the cache, every byte hashed and checked against the manifest and the index.
+
+    Raises BundleFormatError (exit 2) when the stream is no bundle and DiskSpaceError (exit 4) when the disk is too
+    small, both before anything is written; each model that fails has its one-line error in the report.
+    """
+    started = time.monotonic()
+    src = Source(source)
+    if src.empty:
+        raise BundleFormatError("the bundle is empty", hint="lyricsub-hub export NAME... -o FILE")
+    reader = TarReader(src)
+    importer = _Importer(cache, index, _read_manifest(reader), keep_refs=keep_refs)
+    try:
+        importer.plan()
+        importer.consume(reader)
+    finally:
+        importer.cleanup()
+    return importer.report(src.arrived, time.monotonic() - started)
+
+
+def _read_manifest(reader: TarReader) -> Manifest:
+    hint = "lyricsub-hub export NAME... -o FILE (on the machine that has the models), then import that file"
+    try:
+        first = reader.next()
+        if first is None or clean_name(first.name) != MANIFEST or first.kind not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+            found = "nothing" if first is None else f"a {kind_word(first.kind)} named {first.name[:80]!r}"
+            raise BundleFormatError(f"not a lyricsub-hub bundle: it starts with {found}, not {MANIFEST}", hint=hint)
+        if first.size > MAX_MANIFEST:
+            raise BundleFormatError(f"not a lyricsub-hub bundle: its {MANIFEST} is {first.size} bytes long", hint=hint)
+        return Manifest.parse(reader.data(first.size))
+    except (Truncated, Damaged) as exc:
+        raise BundleFormatError(f"not a readable bundle (tar, or tar compressed with zstd): {exc}", hint=hint) from None

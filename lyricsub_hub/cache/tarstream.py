@@ -1,0 +1,334 @@
+"""A tar stream moved through one buffer: written for export, read for import, never seeking.
+
+Headers are parsed and written by tarfile's TarInfo; data moves through one buffer that a helper thread
+hashes while it is written (tarfile's own stream mode copies every byte several times, and extraction is
+never left to it). What a member may be, and where it may go, is bundle.py's decision, not this module's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from ..core.checks import safe_file_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Protocol
+
+    Hasher = Any  # hashlib objects have no public common type
+
+    class Readable(Protocol):
+        """A bundle stream: a file, stdin, a pipe (read and readinto, never seek)."""
+
+        def read(self, n: int = -1, /) -> bytes: ...
+
+        def readinto(self, buffer: Any, /) -> int | None: ...
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+CHUNK = 4 << 20  # one buffer moves every byte: large enough that handing it to the hash thread costs nothing
+ASIDE = 1 << 18  # chunks from this size on are hashed on a helper thread while they are written
+BLOCK = 512
+RECORD = 20 * BLOCK  # tar's blocking factor: the archive ends on a record boundary
+MAX_META = 1 << 20  # a pax or GNU long-name header's data
+ZERO = bytes(BLOCK)
+
+
+# -- moving bytes: one buffer, hashed on a helper thread while it is written --------------------------------
+class Pump:
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(CHUNK))
+        self._pool: Any = None
+
+    def move(self, size: int, fill: Callable[[memoryview], None], drain: Callable[[memoryview], object],
+             hashers: Sequence[Hasher]) -> None:
+        left = size
+        while left:
+            chunk = self.view[:min(CHUNK, left)]
+            fill(chunk)
+            if len(chunk) < ASIDE:
+                update_hashers(hashers, chunk)
+                drain(chunk)
+            else:
+                done = self._helper().submit(update_hashers, hashers, chunk)  # hashlib releases the GIL on large buffers
+                try:
+                    drain(chunk)
+                finally:
+                    done.result()
+            left -= len(chunk)
+
+    def _helper(self) -> Any:
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lyricsub-bundle-hash")
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+def update_hashers(hashers: Sequence[Hasher], data: memoryview) -> None:
+    for h in hashers:
+        h.update(data)
+
+
+def new_hashers(size: int, git: bool) -> list[Hasher]:
+    out: list[Hasher] = [hashlib.sha256()]
+    if git:
+        out.append(hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False))
+    return out
+
+
+def write_all(write: Callable[[memoryview], int | None], data: memoryview) -> None:
+    while data:
+        n = write(data)
+        if n is None:  # a writer that takes everything (zstd's) says nothing
+            return
+        data = data[n:]
+
+
+def fill_from_fd(fd: int) -> Callable[[memoryview], None]:
+    """Read an open file from its start, chunk after chunk (pread: the descriptor's offset never matters)."""
+    pos = 0
+
+    def fill(view: memoryview) -> None:
+        nonlocal pos
+        got = 0
+        while got < len(view):
+            n = os.preadv(fd, [view[got:]], pos + got)
+            if n == 0:
+                raise EOFError
+            got += n
+        pos += got
+
+    return fill
+
+
+# -- the tar stream, written ------------------------------------------------------------------------------
+class Counter:
+    """The final sink: counts what reaches it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw, self.count = raw, 0
+
+    def write(self, data: memoryview | bytes) -> int:
+        n = self.raw.write(data)
+        n = len(data) if n is None else n
+        self.count += n
+        return n
+
+
+class TarWriter:
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self.mtime = int(time.time())
+        self.count = 0  # tar bytes, before any compression
+
+    def write(self, data: memoryview | bytes) -> None:
+        write_all(self.sink.write, memoryview(data))
+        self.count += len(data)
+
+    def member(self, name: str, *, size: int = 0, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> None:
+        info = tarfile.TarInfo(name)
+        info.size, info.type, info.linkname, info.mtime = size, kind, linkname, self.mtime
+        info.mode = 0o777 if kind == tarfile.SYMTYPE else 0o644
+        info.uname = info.gname = ""
+        self.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+
+    def pad(self, size: int) -> None:
+        if size % BLOCK:
+            self.write(ZERO[: BLOCK - size % BLOCK])
+
+    def small(self, name: str, data: bytes) -> None:
+        self.member(name, size=len(data))
+        self.write(data)
+        self.pad(len(data))
+
+    def close(self) -> None:
+        """Two zero blocks, then zeros up to tar's record size."""
+        end = 2 * BLOCK
+        self.write(bytes(end + -(self.count + end) % RECORD))
+
+
+# -- the tar stream, read -----------------------------------------------------------------------------------
+class Truncated(Exception):
+    """The stream ended inside a member, or before the end-of-archive blocks."""
+
+
+class Damaged(Exception):
+    """A header that is not tar, or a zstd frame that does not decode: nothing after it can be trusted."""
+
+
+class Source:
+    """The bundle's bytes as they arrive (zstd-decoded when its magic says so), read in full or not at all."""
+
+    def __init__(self, raw: Readable) -> None:
+        self.raw = raw
+        self.pos = 0  # of the decoded tar stream
+        self.arrived = 0  # bytes of the bundle as it came
+        self._head = b""
+        while len(self._head) < len(ZSTD_MAGIC) and (more := raw.read(len(ZSTD_MAGIC) - len(self._head))):
+            self._head += more
+        self.empty = not self._head
+        self._zstd_error: tuple[type[BaseException], ...] = ()
+        self._stream: Any = self
+        if self._head == ZSTD_MAGIC:
+            import zstandard
+
+            self._zstd_error = (zstandard.ZstdError,)
+            self._stream = zstandard.ZstdDecompressor().stream_reader(cast("Any", self), read_size=CHUNK,
+                                                                       read_across_frames=True)
+
+    def read(self, n: int = -1) -> bytes:
+        """For the zstd reader: the raw bytes, the peeked magic first."""
+        n = CHUNK if n < 0 else n
+        if self._head:
+            data, self._head = self._head[:n], self._head[n:]
+        else:
+            data = self.raw.read(n) or b""
+        self.arrived += len(data)
+        return data
+
+    def readinto(self, view: memoryview) -> int:
+        if self._head:
+            data = self.read(len(view))
+            view[: len(data)] = data
+            return len(data)
+        n = self.raw.readinto(view) or 0
+        self.arrived += n
+        return n
+
+    def fill(self, view: memoryview) -> None:
+        got = 0
+        try:
+            while got < len(view):
+                n = self._stream.readinto(view[got:])
+                if not n:
+                    raise Truncated(f"it ends early, at byte {self.pos + got}")
+                got += n
+        except self._zstd_error as exc:
+            raise Damaged(f"its zstd stream does not decode ({str(exc)[:80]})") from None
+        except OSError as exc:
+            raise Truncated(f"reading it failed at byte {self.pos + got}: {exc.strerror or exc}") from None
+        self.pos += got
+
+    def exact(self, n: int) -> bytes:
+        buf = bytearray(n)
+        self.fill(memoryview(buf))
+        return bytes(buf)
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    kind: bytes
+    size: int  # bytes of data that follow the header
+    linkname: str
+    at: int  # offset of its header in the (decoded) stream
+
+
+class TarReader:
+    def __init__(self, src: Source) -> None:
+        self.src = src
+        self._left = 0  # data of the current member not read yet
+        self._pad = 0
+        self._scratch = memoryview(bytearray(1 << 20))
+
+    def next(self) -> Member | None:
+        """The next member, or None at the end-of-archive marker; skips whatever the caller left unread."""
+        self.skip()
+        extra: dict[str, Any] = {}
+        while True:
+            at = self.src.pos
+            block = self.src.exact(BLOCK)
+            if block == ZERO:
+                return None
+            try:
+                info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+            except tarfile.HeaderError as exc:
+                raise Damaged(f"the header at byte {at} is not tar ({exc})") from None
+            if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+                             tarfile.GNUTYPE_LONGLINK):
+                if info.size > MAX_META:
+                    raise Damaged(f"the extended header at byte {at} is {info.size} bytes long")
+                data = self.src.exact(info.size + -info.size % BLOCK)[: info.size]
+                if info.type == tarfile.GNUTYPE_LONGNAME:
+                    extra["path"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                elif info.type == tarfile.GNUTYPE_LONGLINK:
+                    extra["linkpath"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                elif info.type != tarfile.XGLTYPE:
+                    extra.update(parse_pax(data, at))
+                continue
+            size = int(extra.get("size", info.size))
+            if info.type not in tarfile.REGULAR_TYPES and info.type in tarfile.SUPPORTED_TYPES:
+                size = 0  # links, folders and devices carry no data, as tar reads them
+            self._left, self._pad = size, -size % BLOCK
+            return Member(extra.get("path", info.name), info.type, size, extra.get("linkpath", info.linkname), at)
+
+    def fill(self, view: memoryview) -> None:
+        assert len(view) <= self._left
+        self.src.fill(view)
+        self._left -= len(view)
+
+    def data(self, limit: int) -> bytes:
+        n = min(self._left, limit)
+        buf = bytearray(n)
+        self.fill(memoryview(buf))
+        return bytes(buf)
+
+    def skip(self) -> None:
+        left, self._left = self._left + self._pad, 0
+        self._pad = 0
+        while left:
+            view = self._scratch[: min(len(self._scratch), left)]
+            self.src.fill(view)
+            left -= len(view)
+
+
+def parse_pax(data: bytes, at: int) -> dict[str, Any]:
+    """path, linkpath and size from pax records ("<len> key=value\\n"); the rest is ignored."""
+    out: dict[str, Any] = {}
+    pos = 0
+    while pos < len(data):
+        space = data.find(b" ", pos, pos + 21)
+        length = data[pos:space]
+        if space < 0 or not length.isdigit() or int(length) <= space - pos or pos + int(length) > len(data):
+            raise Damaged(f"the pax header at byte {at} is malformed")
+        record = data[space + 1: pos + int(length)]
+        key, eq, value = record.rstrip(b"\n").partition(b"=")
+        if not eq or not record.endswith(b"\n"):
+            raise Damaged(f"the pax header at byte {at} is malformed")
+        if key in (b"path", b"linkpath"):
+            out[key.decode()] = value.decode("utf-8", "surrogateescape")
+        elif key == b"size":
+            if not value.isdigit() or len(value) > 18:
+                raise Damaged(f"the pax header at byte {at} gives a bad size")
+            out["size"] = int(value)
+        pos += int(length)
+    return out
+
+
+KIND_WORDS = {tarfile.SYMTYPE: "symbolic link", tarfile.LNKTYPE: "hard link", tarfile.DIRTYPE: "folder",
+               tarfile.CHRTYPE: "character device", tarfile.BLKTYPE: "block device", tarfile.FIFOTYPE: "fifo",
+               tarfile.CONTTYPE: "contiguous file", tarfile.GNUTYPE_SPARSE: "sparse file"}
+
+
+def kind_word(kind: bytes) -> str:
+    return "file" if kind in (tarfile.REGTYPE, tarfile.AREGTYPE) else KIND_WORDS.get(kind, f"member of type {kind!r}")
+
+
+def clean_name(name: str) -> str | None:
+    """The member name as the manifest would spell it, or None when it is absolute, climbs, or is not plain."""
+    while name.startswith("./"):
+        name = name[2:]
+    name = name.rstrip("/")
+    return name if safe_file_name(name) else None
+
+

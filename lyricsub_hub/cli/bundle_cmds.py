@@ -1,0 +1,100 @@
+"""Bundles for machines without network: export (models into one tar file, or stdout) and import (a bundle file, or
+stdin, into the cache, every byte checked against the index's pins; no network)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ..core.text import human_size, printable
+from ..errors import BundleError, UsageError
+from . import Context
+from .output import Outcome, model_json
+
+
+def cmd_export(ctx: Context) -> Outcome:
+    from ..cache.bundle import export_bundle, export_file, plan_export
+
+    args = ctx.args
+    example = "lyricsub-hub export --set default -o models.tar.zst"
+    if not args.names and not args.set_name:
+        raise UsageError("name at least one model or --set SET", hint=example)
+    to_stdout = args.output == "-"
+    if to_stdout and ctx.json:
+        raise UsageError("-o - writes the bundle to stdout, where --json would write too; drop one of them", hint=example)
+    if to_stdout and sys.stdout.isatty():
+        raise UsageError("refusing to write a bundle to a terminal; pipe it, or write a file with -o FILE", hint=example)
+    mgr = ctx.manager()
+    plan = plan_export(mgr.cache, mgr.index.expand(args.names, args.set_name))
+    again = " ".join(["lyricsub-hub export", *args.names, *(["--set", args.set_name] if args.set_name else [])])
+    out = Outcome("export")
+    if plan.problems:  # all or nothing: a bundle that silently lacks a model would fail far from here
+        for problem in plan.problems:
+            out.fail(problem)
+        return out
+    try:
+        if to_stdout:
+            with open(sys.stdout.fileno(), "wb", buffering=0, closefd=False) as raw:  # no buffer left half-written
+                report = export_bundle(plan, raw)
+        else:
+            report = export_file(plan, Path(args.output))
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more may go to the broken pipe
+        raise BundleError("the reader of the bundle went away before it was whole; it is not usable",
+                          hint=f"{again} -o - | <a reader that takes all of it>") from None
+    except OSError as exc:
+        raise BundleError(f"cannot write the bundle {printable(args.output)}: {exc.strerror or exc}",
+                          hint=f"{again} -o <a writable folder>/models.tar") from None
+    for m in report.models:
+        out.models.append({"name": m.name, "status": "exported", "path": None, "repo": m.repo, "revision": m.revision,
+                           "files": [{"name": f.name, "size": f.size, "sha256": f.sha256, "blob": f.blob} for f in m.files]})
+    out.data["bundle"] = {"path": None if to_stdout else str(Path(args.output).resolve()), "bytes": report.written,
+                          "payload_bytes": report.payload_bytes, "blobs": report.blobs, "compressed": report.compressed,
+                          "seconds": round(report.seconds, 3)}
+    if not to_stdout:  # with -o - stdout is the bundle: nothing else may go there
+        out.lines.append(f"wrote {args.output}: {len(report.models)} model(s), {human_size(report.payload_bytes)} of files"
+                         f" hashed, {human_size(report.written)} written in {report.seconds:.1f}s")
+        out.lines.append(f"on the other machine: lyricsub-hub import {args.output}")
+    return out
+
+
+def cmd_import(ctx: Context) -> Outcome:
+    from ..cache.bundle import import_bundle
+    from ..errors import BundleFormatError
+
+    args = ctx.args
+    mgr = ctx.manager()
+    if args.bundle == "-":
+        if sys.stdin.isatty():
+            raise UsageError("import - reads a bundle from stdin, which is a terminal",
+                             hint="ssh HOST lyricsub-hub export NAME -o - | lyricsub-hub import -")
+        source = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115 (closed below)
+    else:
+        try:
+            source = open(args.bundle, "rb", buffering=0)  # noqa: SIM115
+        except OSError as exc:
+            raise BundleFormatError(f"cannot read the bundle {printable(args.bundle)}: {exc.strerror or exc}",
+                                    hint="lyricsub-hub import FILE") from None
+    with source:
+        report = import_bundle(mgr.cache, mgr.index, source)
+    out = Outcome("import", data={"bytes_read": report.bytes_read, "seconds": round(report.seconds, 3)})
+    width = max([len(m.name) for m in report.models] + [20]) + 1
+    for m in report.models:
+        spec = mgr.index.models.get(m.name)
+        row = model_json(mgr.status(spec)) if spec is not None else {"name": m.name, "status": "unknown", "path": None,
+                                                                      "files": []}
+        out.models.append(row | {"import": m.state, "files_imported": m.files, "bytes_imported": m.bytes})
+        if m.state == "imported":
+            out.lines.append(f"{printable(m.name):<{width}} imported   {m.files} file(s), {human_size(m.bytes)}  "
+                             f"{row.get('path') or ''}")
+        elif m.state == "present":
+            out.lines.append(f"{printable(m.name):<{width}} already in the cache, left as it was")
+        elif m.error is not None:
+            out.fail(m.error)
+    for problem in report.problems:
+        out.fail(problem)
+    if not report.models:
+        out.lines.append("the bundle holds no models")
+    out.lines.append(f"read {human_size(report.bytes_read)} in {report.seconds:.1f}s")
+    return out
