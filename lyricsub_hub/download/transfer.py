@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from .execute import FileJob
 
 _ALIGN = 1 << 16
+# Take over half of a running range only when it is this large: closing a connection mid-range costs what was in
+# flight, and a mirror that fills blocks upstream (olah) drops the block it was filling for it.
+STEAL_MIN = 4 * SEGMENT_MIN
 
 
 class Transfer(Protocol):
@@ -229,7 +232,7 @@ class Ranged:
             if running and not st.whole:
                 victim = max(running, key=lambda s: s.end - s.pos)
                 left = victim.end - victim.pos
-                if left >= 2 * SEGMENT_MIN:
+                if left >= STEAL_MIN:
                     mid = victim.pos + (left // 2) // _ALIGN * _ALIGN
                     stolen = _Segment(mid, victim.end, st.gen)
                     victim.end = mid

@@ -104,8 +104,11 @@ def test_twenty_sigkills_never_show_a_half_model_and_resume_saves_the_bytes(hub,
                 time.sleep(rng.uniform(0.45, 1.4))
             else:  # once a random number of new bytes has reached the disk
                 target = sum(n for n, _ in before.values()) + rng.randint(16_384, 300_000)
-                grown = lambda: sum(n for n, _ in _held(cache_dir, repo.repo, big).values()) >= target  # noqa: E731
-                wait_until(lambda: grown() or proc.poll() is not None, 15)
+
+                def grown(target: int = target, proc=proc) -> bool:
+                    return sum(n for n, _ in _held(cache_dir, repo.repo, big).values()) >= target or proc.poll() is not None
+
+                wait_until(grown, 15)
             if proc.poll() is not None:
                 code, out, err = finish(proc, 5)
                 pytest.fail(f"kill {i}: warm ended by itself (exit {code}) before its kill: {error_lines(err) or err[-1500:]}")

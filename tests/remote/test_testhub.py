@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # 2.x would otherwise fe
 
 import pytest
 from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url, snapshot_download
-from huggingface_hub import __version__ as HF_VERSION
+from huggingface_hub import __version__ as hf_version
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -32,7 +32,7 @@ from huggingface_hub.errors import (
 
 from lyricsub_hub.testing.hub import Fault, TestHub
 
-HF_MAJOR = int(HF_VERSION.split(".")[0])
+HF_MAJOR = int(hf_version.split(".")[0])
 REPO = "org/model"
 WEIGHTS = random.Random(7).randbytes(300_000)
 FILES = {"config.json": b'{"dim": 4}\n', "model.bin": WEIGHTS, "sub/dir/vocab.json": b'{"a": 0}\n'}
@@ -369,4 +369,4 @@ def test_stop_closes_listener() -> None:
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(endpoint + f"/{REPO}/resolve/main/config.json", timeout=2)
     with pytest.raises(RuntimeError):
-        hub.endpoint
+        _ = hub.endpoint
