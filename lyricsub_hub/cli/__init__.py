@@ -9,7 +9,6 @@ traceback. Command modules are imported only for the command that runs, so
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
+    from ..cache import Cache
+    from ..index import ModelIndex
     from ..manager import ModelManager
     from .output import Outcome
 
@@ -57,6 +58,16 @@ class Context:
 
             self._manager = ModelManager(self.args.index, self.args.cache_dir, endpoint=self.args.endpoint)
         return self._manager
+
+    def cache_and_index(self) -> tuple[Cache, ModelIndex]:
+        """What `path` and `status` need, without the manager and all it brings (a start in a blink)."""
+        if self._manager is not None:
+            return self._manager.cache, self._manager.index
+        from ..cache import Cache
+        from ..index import load_index
+
+        cache = Cache.at(self.args.cache_dir)
+        return cache, load_index(self.args.index, state_dir=cache.state_dir)
 
 
 def _formatter() -> type[argparse.HelpFormatter]:
@@ -147,7 +158,7 @@ def _gc(p: argparse.ArgumentParser) -> None:
 def _warm(p: argparse.ArgumentParser) -> None:
     _names(p)
     p.add_argument("--connections", "--workers", dest="connections", type=int, default=None, metavar="N",
-                   help="connections shared by all files and models (default 8; files of 16 MiB and more are split)")
+                   help="connections shared by all files and models (default 8; files of 8 MiB and more are split)")
     p.add_argument("--max-rate", metavar="RATE", help="bandwidth cap for the whole process, e.g. 20M = 20*10^6 bytes/s, "
                    "20MiB = 20*2^20 (default: $LYRICSUB_MAX_RATE, else none)")
     p.add_argument("--force", action="store_true", help="fetch every file again")
@@ -252,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         go_offline()
     if args.endpoint:
         os.environ["HF_ENDPOINT"] = args.endpoint
-    _sigterm_as_interrupt()
+    if args.command not in ("path", "status"):  # the two a container calls on every start: nothing to interrupt
+        _sigterm_as_interrupt()
     if args.command in ("load", "warm", "verify", "lock", "doctor", "import") and not os.environ.get("LYRICSUB_VERBOSE"):
         _quiet_libraries()
     module, name = HANDLERS[args.command]
@@ -284,6 +296,8 @@ def _quiet_libraries() -> None:
 
 
 def _sigterm_as_interrupt() -> None:
+    import signal
+
     def raise_interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 

@@ -17,7 +17,9 @@ def _statuses(ctx: Context, *, require: bool) -> Outcome:
     if require and not names and not args.set_name:
         raise UsageError("name at least one model or --set SET", hint="lyricsub-hub list")
     out = Outcome(args.command)
-    statuses = ctx.manager().list_models(names, args.set_name)
+    cache, index = ctx.cache_and_index()
+    specs = index.expand(names, args.set_name) if (names or args.set_name) else list(index.models.values())
+    statuses = [cache.status(spec) for spec in specs]
     width = max([len(st.name) for st in statuses] + [20]) + 1
     for st in statuses:
         out.models.append(model_json(st))
@@ -56,9 +58,9 @@ def cmd_info(ctx: Context) -> Outcome:
 def cmd_path(ctx: Context) -> Outcome:
     from ..cache.status import not_available_error
 
-    mgr = ctx.manager()
+    cache, index = ctx.cache_and_index()
     out = Outcome("path")
-    st = mgr.status(ctx.args.name)
+    st = cache.status(index.resolve(ctx.args.name))
     out.models.append(model_json(st))
     if not st.available or st.path is None:
         raise not_available_error(st)

@@ -6,24 +6,33 @@ All use fullmatch, so a trailing newline never passes a hex check.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import PurePosixPath
 
-_HEX40 = re.compile(r"[0-9a-f]{40}")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+")
-_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]{0,127}")  # an opaque etag a mirror may invent
-_REF_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 MAX_NAME = 255  # bytes in one path component on every filesystem we care about
+_PATTERNS = {
+    "hex40": r"[0-9a-f]{40}",
+    "hex64": r"[0-9a-f]{64}",
+    "repo": r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+",
+    "token": r"[A-Za-z0-9][A-Za-z0-9_.+=-]{0,127}",  # an opaque etag a mirror may invent
+    "ref_part": r"[A-Za-z0-9_][A-Za-z0-9_.+-]*",
+}
+
+
+@functools.cache
+def _re(name: str) -> re.Pattern[str]:
+    """Compiled on first use: a command that checks nothing (path, status) does not pay for them at start-up."""
+    return re.compile(_PATTERNS[name])
 
 
 def is_commit(value: object) -> bool:
     """A full 40-hex git commit id (lower case, as the Hub writes them)."""
-    return isinstance(value, str) and _HEX40.fullmatch(value) is not None
+    return isinstance(value, str) and _re("hex40").fullmatch(value) is not None
 
 
 def is_sha256(value: object) -> bool:
-    return isinstance(value, str) and _HEX64.fullmatch(value) is not None
+    return isinstance(value, str) and _re("hex64").fullmatch(value) is not None
 
 
 def is_git_sha1(value: object) -> bool:
@@ -33,7 +42,7 @@ def is_git_sha1(value: object) -> bool:
 
 def is_repo_id(value: object) -> bool:
     """org/name, nothing that could become a path of its own."""
-    return isinstance(value, str) and _REPO.fullmatch(value) is not None and ".." not in value
+    return isinstance(value, str) and _re("repo").fullmatch(value) is not None and ".." not in value
 
 
 def safe_file_name(name: object) -> bool:
@@ -56,7 +65,7 @@ def safe_ref_name(name: object) -> bool:
     if not isinstance(name, str) or not name or len(name) > 200 or name.startswith("/") or name.endswith("/"):
         return False
     parts = name.split("/")
-    return all(_REF_PART.fullmatch(p) and not p.endswith((".lock", ".")) and ".." not in p for p in parts)
+    return all(_re("ref_part").fullmatch(p) and not p.endswith((".lock", ".")) and ".." not in p for p in parts)
 
 
 def clean_etag(raw: str | None) -> str | None:
@@ -74,4 +83,4 @@ def acceptable_etag(etag: str | None) -> bool:
 
     The pinned sha256 decides about content either way; this only keeps junk out of logs and names.
     """
-    return etag is None or is_sha256(etag) or is_git_sha1(etag) or _TOKEN.fullmatch(etag) is not None
+    return etag is None or is_sha256(etag) or is_git_sha1(etag) or _re("token").fullmatch(etag) is not None

@@ -5,15 +5,25 @@ One copy of each: the CLI, errors and the network room all format through here.
 
 from __future__ import annotations
 
+import functools
 import re
 
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
           "KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40}
-_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]I?)?B?\s*(?:/S)?\s*", re.IGNORECASE)
-_TOKEN = re.compile(r"hf_[A-Za-z0-9]{6,}")
-_BEARER = re.compile(r"(?i)(bearer\s+)[^\s'\",;]+")
-_URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/?#'\"<>]*@)?([^\s?#'\"<>]*)(\?[^\s#'\"<>]*)?(#[^\s'\"<>]*)?")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_PATTERNS = {
+    "size": (r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]I?)?B?\s*(?:/S)?\s*", re.IGNORECASE),
+    "token": (r"hf_[A-Za-z0-9]{6,}", 0),
+    "bearer": (r"(?i)(bearer\s+)[^\s'\",;]+", 0),
+    "url": (r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/?#'\"<>]*@)?([^\s?#'\"<>]*)(\?[^\s#'\"<>]*)?(#[^\s'\"<>]*)?", 0),
+    "control": (r"[\x00-\x1f\x7f-\x9f]", 0),
+}
+
+
+@functools.cache
+def _re(name: str) -> re.Pattern[str]:
+    """Compiled on first use, so a command that prints no message does not pay for them at start-up."""
+    pattern, flags = _PATTERNS[name]
+    return re.compile(pattern, flags)
 
 
 def human_size(n: int | float | None) -> str:
@@ -30,7 +40,7 @@ def human_size(n: int | float | None) -> str:
 
 def parse_size(text: str) -> int:
     """'20M', '20MB' = 20*10^6; '20MiB' = 20*2^20; a bare number is bytes. Raises ValueError."""
-    match = _SIZE.fullmatch(text or "")
+    match = _re("size").fullmatch(text or "")
     if not match:
         raise ValueError(f"'{text}' is not a size (examples: 500M, 20MB, 1.5GiB, 1048576)")
     value = float(match[1]) * _UNITS[(match[2] or "").upper()]
@@ -49,7 +59,7 @@ def parse_rate(text: str) -> int:
 
 def clean_url(url: str) -> str:
     """A URL safe to print: no user info (a password in --endpoint) and no query (signed CDN URLs)."""
-    return _URL.sub(lambda m: m[1] + m[3] + ("?…" if m[4] else ""), url)
+    return _re("url").sub(lambda m: m[1] + m[3] + ("?…" if m[4] else ""), url)
 
 
 def redact(text: str, *secrets: str | None) -> str:
@@ -57,14 +67,14 @@ def redact(text: str, *secrets: str | None) -> str:
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
-    text = _BEARER.sub(r"\1***", text)
-    text = _TOKEN.sub("hf_***", text)
+    text = _re("bearer").sub(r"\1***", text)
+    text = _re("token").sub("hf_***", text)
     return clean_url(text)
 
 
 def printable(text: str) -> str:
     """Control characters (terminal escapes, newlines) shown as escapes, so a hostile name cannot paint the screen."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+    return _re("control").sub(lambda m: f"\\x{ord(m[0]):02x}", text)
 
 
 def one_line(text: str, limit: int = 240) -> str:

@@ -19,7 +19,7 @@ from ..errors import DiskSpaceError, Hint, OfflineError
 from ..index import FileSpec, ModelSpec, unpinned_error
 
 MIB = 1 << 20
-SPLIT_MIN = 16 * MIB  # files below this go whole, in one request (see docs/benchmarks.md for the measurement)
+SPLIT_MIN = 8 * MIB  # files below this go whole, in one request (measured: docs/benchmarks.md, figure F)
 SEGMENT_MIN = 4 * MIB  # no range is split below this
 
 

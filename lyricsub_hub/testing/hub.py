@@ -103,6 +103,7 @@ def _now() -> str:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # aria2c and eight-connection warms open many at once; 5 would drop some
 
     def __init__(self, hub: TestHub, cdn: bool, address: tuple[str, int]) -> None:
         self.hub, self.cdn = hub, cdn

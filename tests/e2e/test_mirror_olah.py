@@ -24,7 +24,7 @@ from tests.reliability.helpers import error_lines, finish, kill_all, spawn_cli, 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(missing_reason()), reason=missing_reason() or "olah is installed")]
 
 NAME = "whisper:mirror"
-BIG = 20 << 20  # above the split size (16 MiB): HEAD, then ranges; inside olah's first 64 MiB block
+BIG = 20 << 20  # above the split size (8 MiB): HEAD, then ranges; inside olah's first 64 MiB block
 RESULTS: dict = {}
 
 

@@ -21,7 +21,7 @@ from lyricsub_hub.remote.http import Timeouts
 from tests.helpers import add, payload, write_index
 
 NAME = "whisper:slow"
-BIG = 18 << 20  # split into ranges (16 MiB and more)
+BIG = 18 << 20  # split into ranges (8 MiB and more)
 FAST = RetryPolicy(attempts=2, first_delay=0.05, max_delay=0.1, budget=20)
 
 
