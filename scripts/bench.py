@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Benchmarks of lyricsub-hub, each measured side by side with its anchor in one run; writes docs/benchmarks.md.
 
-    .venv/bin/python scripts/bench.py             # full run (make bench), ~4-6 minutes, writes docs/benchmarks.md
+    .venv/bin/python scripts/bench.py             # full run (make bench), ~8-10 minutes, writes docs/benchmarks.md
     .venv/bin/python scripts/bench.py --quick     # small sizes, a smoke run; prints the report, writes only with --out
     .venv-hf2/bin/python scripts/bench.py --quick # huggingface_hub 2.x, no torch: the load figure is skipped
 
 Everything runs against the loopback test Hub (lyricsub_hub.testing.hub) under .bench/, with its own HF_HOME
 and state folder, and is removed at the end. One function per figure, each returning a small dataclass whose
 rows() are the table rows; render() in bench_render.py turns them into markdown.
+
+Figures 1-6 are the original ones; A-G are GitHub issue 11's (C is figure 3): A, B, D and F in bench_capped.py,
+E in bench_cli.py, G from scripts/bench_bundle.py where that exists.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ import bench_support as bs
 
 bs.isolate()  # HF_* variables and an isolated HF_HOME, before anything can import huggingface_hub
 
+from bench_capped import fig_model, fig_one_file, fig_rate_cap, fig_split  # noqa: E402
+from bench_cli import fig_cli_startup  # noqa: E402
 from bench_render import Reliability, Row, ratio, render  # noqa: E402
-from bench_support import GIB, MIB, PY, ROOT, WORK, blob, child_env, interleave, median, ms  # noqa: E402
+from bench_support import GIB, MIB, PY, ROOT, SCRIPTS, WORK, blob, child_env, interleave, median, ms  # noqa: E402
 from bench_transfer import fig_download, fig_memory  # noqa: E402
 
 
@@ -48,11 +53,21 @@ class Plan:
     rss_repeats: int = 3
     load_repeats: int = 13  # demucs (about 2.3 s a pair)
     load_repeats_whisper: int = 31  # whisper calls are shorter and vary more from call to call
+    one_file: int = 256 * MIB  # A: one file over capped connections
+    model_files: tuple[int, ...] = (96 * MIB,) * 3  # B: the large files of a model (plus 4 small ones)
+    capped_repeats: int = 3
+    rate_file: int = 256 * MIB  # D: 13.4 s at 20 MB/s
+    split_sizes: tuple[int, ...] = tuple(n * MIB for n in (2, 4, 8, 16, 32, 64))  # F
+    split_repeats: int = 3
+    bundle_mib: int = 512  # G, passed to bench_bundle.bundle_figures where it takes them
+    bundle_repeats: int = 5
 
 
 QUICK = Plan(models=3, loops=20, repeats=3, proc_repeats=5, lookup_repeats=3, dl_files=(16 * MIB, 16 * MIB),
              dl_repeats=1, hash_size=64 * MIB, many=(16 * MIB,) * 4, hash_repeats=2, verify_repeats=2,
-             rss_sizes=(8 * MIB, 32 * MIB, 64 * MIB), rss_repeats=1, load_repeats=1, load_repeats_whisper=1)
+             rss_sizes=(8 * MIB, 32 * MIB, 64 * MIB), rss_repeats=1, load_repeats=1, load_repeats_whisper=1,
+             one_file=16 * MIB, model_files=(8 * MIB,) * 3, capped_repeats=1, rate_file=48 * MIB,
+             split_sizes=(2 * MIB, 8 * MIB, 16 * MIB), split_repeats=1, bundle_mib=32, bundle_repeats=1)
 
 
 def pair(top: list[float], bottom: list[float]) -> float:
@@ -263,7 +278,7 @@ class Verification:
                 rate(self.ours), rate(self.plain), f"{self.hash_share:.2f}×", "≥ 0.90×", self.hash_share >= 0.90),
             Row(f"4. `digest_many` on {many}: workers=2 vs workers=1 (speed-up)", f"{self.w2:.2f} s", f"{self.w1:.2f} s",
                 f"{self.speedup:.2f}×", "— (report; 2 cores, ideal 2.00×)", None),
-            Row(f"4. Second `verify` of a recorded cache, in-process (`verify_models`), per model, N={self.n}", ms(self.inproc),
+            Row(f"4. Second `verify` of a recorded cache, in-process (`ModelManager.verify`), per model, N={self.n}", ms(self.inproc),
                 f"--deep {ms(self.inproc_deep)}", ratio(self.inproc, self.inproc_deep), "< 10 ms per model", self.inproc < 0.010),
             Row(f"4. Second `lyricsub-hub verify --set bench` as a CLI process, wall / N, N={self.n}", ms(self.cli),
                 f"--deep {ms(self.cli_deep)}", ratio(self.cli, self.cli_deep), "< 10 ms per model", self.cli < 0.010),
@@ -283,10 +298,8 @@ class Verification:
 def fig_verification(wc: WarmCache, plan: Plan) -> Verification:
     import hashlib
 
-    from lyricsub_hub.hashing import digest_file, digest_many
-    from lyricsub_hub.verify import verify_models
-
     from lyricsub_hub import ModelManager
+    from lyricsub_hub.cache.hashing import digest_file, digest_many
 
     big = blob(plan.hash_size, 0)
     many = [blob(size, i) for i, size in enumerate(plan.many)]
@@ -305,8 +318,8 @@ def fig_verification(wc: WarmCache, plan: Plan) -> Verification:
                       "w2": lambda: digest_many([(p, False) for p in many], workers=2)}, plan.hash_repeats)
     mgr = ModelManager(wc.index, wc.cache, state_dir=wc.state)
     specs = mgr.index.expand([], "bench")
-    assert all(r.ok for r in verify_models(mgr, specs))
-    ver = interleave({"record": lambda: verify_models(mgr, specs), "deep": lambda: verify_models(mgr, specs, deep=True)},
+    assert all(r.ok for r in mgr.verify(set_name="bench"))
+    ver = interleave({"record": lambda: mgr.verify(set_name="bench"), "deep": lambda: mgr.verify(set_name="bench", deep=True)},
                      plan.verify_repeats)
     cmd = [PY, "-m", "lyricsub_hub", "verify", "--set", "bench", "--index", str(wc.index), "--cache-dir", str(wc.cache)]
     env = child_env(LYRICSUB_STATE_DIR=wc.state)
@@ -386,9 +399,74 @@ def prepare_data(plan: Plan) -> None:
         blob(size, i)
     for i, size in enumerate(plan.many):
         blob(size, i)
-    for size in (plan.hash_size, *plan.rss_sizes):
+    for size in (plan.hash_size, *plan.rss_sizes, plan.one_file, plan.rate_file):
         blob(size, 0)
+    for i, size in enumerate(plan.model_files):
+        blob(size, 10 + i)
+    for size in plan.split_sizes:
+        blob(size, 20)
     os.sync()
+
+
+# --------------------------------------------------------------------------- G. bundles (scripts/bench_bundle.py)
+
+@dataclass
+class Bundles:
+    figures: dict = field(default_factory=dict)
+    missing: str = ""  # why there are no figures
+
+    GOAL = 0.8
+
+    def rows(self) -> list[Row]:
+        if self.missing:
+            return [Row("G. Bundles: `lyricsub-hub export` / `import` vs `tar -cf` / `tar -xf`", "not measured", self.missing, "—",
+                        f"≥ {self.GOAL:.2f}× of tar", None)]
+        f = self.figures
+        size = f"{f.get('payload_bytes', 0) / MIB:.0f} MiB of models"
+        rows = []
+        for what, ours, tar, key in (("export", "export_cli", "tar_c", "export_ratio"), ("import", "import_cli", "tar_x", "import_ratio")):
+            r = f.get(key)
+            rows.append(Row(f"G. Bundles: `lyricsub-hub {what}` (every byte hashed) vs `tar -{tar[-1]}f`, {size} (throughput)",
+                            f"{f.get(f'{ours}_MBps', '?')} MB/s", f"{f.get(f'{tar}_MBps', '?')} MB/s",
+                            f"{r:.2f}×" if isinstance(r, (int, float)) else "—", f"≥ {self.GOAL:.2f}×",
+                            r >= self.GOAL if isinstance(r, (int, float)) else None))
+        for what, lib, tar in (("export_file", "export_lib", "tar_c"), ("import_bundle", "import_lib", "tar_x")):
+            r = f.get(f"{lib}_ratio")
+            rows.append(Row(f"G. Bundles: `{what}` in-process (no interpreter start) vs `tar -{tar[-1]}f`, {size} (throughput)",
+                            f"{f.get(f'{lib}_MBps', '?')} MB/s", f"{f.get(f'{tar}_MBps', '?')} MB/s",
+                            f"{r:.2f}×" if isinstance(r, (int, float)) else "—", "— (report)", None))
+        return rows
+
+    def notes(self) -> list[str]:
+        if self.missing:
+            return [f"Figure G: not measured ({self.missing})."]
+        f = self.figures
+        return ["Figure G: from `bundle_figures()` of scripts/bench_bundle.py, as it returns them (ratios are tar's time / "
+                f"ours, medians of per-repeat ratios; {f.get('repeats', '?')} repeat(s); the commands are fresh processes, tar "
+                f"too). Bundle {f.get('bundle_bytes', '?')} bytes; the same with zstd: {f.get('zstd_bundle_bytes', '?')} bytes, "
+                f"export {f.get('zstd_export_MBps', '?')} MB/s, import {f.get('zstd_import_MBps', '?')} MB/s (information). "
+                f"bench_bundle's own verdict (`met`, on the in-process ratios): {f.get('met', '?')}."]
+
+
+def fig_bundles(plan: Plan) -> Bundles:
+    """Figure G, when another script provides it: bench_bundle.bundle_figures(work_dir) -> dict."""
+    if not (SCRIPTS / "bench_bundle.py").is_file():
+        return Bundles(missing="scripts/bench_bundle.py does not exist")
+    try:
+        import importlib
+        import inspect
+
+        make = importlib.import_module("bench_bundle").bundle_figures
+        params = inspect.signature(make).parameters
+        sizes = {"size_mib": plan.bundle_mib, "repeats": plan.bundle_repeats}
+        figures = make(WORK / "bundle", **{k: v for k, v in sizes.items() if k in params})
+    except Exception as exc:
+        return Bundles(missing=f"bench_bundle.bundle_figures failed: {type(exc).__name__}: {str(exc).strip()[:300]}")
+    finally:
+        bs.remove(WORK / "bundle")
+    if not isinstance(figures, dict):
+        return Bundles(missing=f"bench_bundle.bundle_figures returned {type(figures).__name__}, not a dict")
+    return Bundles(figures)
 
 
 # --------------------------------------------------------------------------- 7. reliability
@@ -411,18 +489,22 @@ def main(argv: list[str] | None = None) -> int:
     _, sources = bs.library_state()
     from lyricsub_hub.testing.hub import TestHub
 
+    bs.deep_listen_queue()
     started = time.monotonic()
     figures: list = []
     others: dict[str, float] = {}
+    overflows: dict[str, int] = {}
     WORK.mkdir(parents=True, exist_ok=True)
     try:
         with TestHub() as hub:
             def step(title: str, make: Callable[[], object], record: bool = True) -> object:
                 print(f"[bench] {title} ...", file=sys.stderr, flush=True)
-                before = bs.cpu_sample()
+                before, dropped = bs.cpu_sample(), bs.listen_overflows()
                 result = make()
                 after = bs.cpu_sample()
                 others[title] = bs.other_cores(before, after)
+                if bs.listen_overflows() > dropped:
+                    overflows[title] = bs.listen_overflows() - dropped
                 print(f"[bench] {title}: {after.wall - before.wall:.1f} s", file=sys.stderr, flush=True)
                 if record:
                     figures.append(result)
@@ -437,6 +519,12 @@ def main(argv: list[str] | None = None) -> int:
             step("4 verification", lambda: fig_verification(wc, plan))
             step("5 load", lambda: fig_load(hub, plan))
             step("6 memory", lambda: fig_memory(hub, plan, download))  # type: ignore[arg-type]
+            step("A one file, capped connections", lambda: fig_one_file(hub, plan))
+            step("B a model, capped connections", lambda: fig_model(hub, plan))
+            step("D bandwidth cap", lambda: fig_rate_cap(hub, plan))
+            step("E command start-up", lambda: fig_cli_startup(hub, wc.cache, wc.state, wc.models[0], plan))
+            step("F split threshold", lambda: fig_split(hub, plan))
+            step("G bundles", lambda: fig_bundles(plan))
             assert not hub.errors, hub.errors[:1]
     finally:
         bs.remove(WORK)
@@ -448,6 +536,10 @@ def main(argv: list[str] | None = None) -> int:
                       f"writeback) while each step ran, average cores of {info.cores}: "
                       + ", ".join(f"{k} {v:.2f}" for k, v in others.items())
                       + ". The figures are side by side, so such load hits ours and the anchor alike, but it adds noise.")
+    if overflows:
+        info.notes.append("Connections the kernel dropped because a listening queue was full (machine-wide, so other "
+                          "processes' too; each costs its client a retry after about a second): "
+                          + ", ".join(f"{k} {v}" for k, v in overflows.items()) + ".")
     changed = [f for f, m in bs.library_state()[1].items() if sources.get(f) != m]
     if changed:
         info.notes.append(f"**lyricsub_hub changed while this ran** ({', '.join(changed)}): figures may mix versions; run again.")

@@ -1,6 +1,6 @@
 """Work that scripts/bench.py measures in a fresh process; each command prints one JSON line.
 
-    bench_child.py download-ours INDEX CACHE STATE ENDPOINT NAME WORKERS
+    bench_child.py download-ours INDEX CACHE STATE ENDPOINT NAME CONNECTIONS [split_min=BYTES] [max_rate=RATE]
     bench_child.py download-hf REPO COMMIT CACHE ENDPOINT [verify]
     bench_child.py make-tiny OUTDIR
     bench_child.py load INDEX CACHE STATE NAME=REPEATS...
@@ -11,6 +11,7 @@ huggingface_hub before the clock starts, so neither pays for it inside the timin
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import statistics
@@ -19,13 +20,20 @@ import time
 from pathlib import Path
 
 
-def download_ours(index: str, cache: str, state: str, endpoint: str, name: str, workers: str) -> dict:
+def download_ours(index: str, cache: str, state: str, endpoint: str, name: str, connections: str, *options: str) -> dict:
+    """ModelDownloader(connections=N); split_min=BYTES sets download.plan.SPLIT_MIN in this process only (the split
+    threshold figure measures what segmenting would give below the shipped threshold), max_rate=RATE the cap."""
     import huggingface_hub  # noqa: F401  (ModelDownloader imports it lazily; keep the import out of the clock)
     from huggingface_hub import get_hf_file_metadata, hf_hub_download  # noqa: F401
 
     from lyricsub_hub import ModelDownloader, ModelManager
+    from lyricsub_hub.download import plan
 
-    dl = ModelDownloader(ModelManager(index, cache, state_dir=state, endpoint=endpoint), workers=int(workers))
+    opts = dict(o.split("=", 1) for o in options)
+    if "split_min" in opts:
+        plan.SPLIT_MIN = int(opts["split_min"])  # FilePlan.split reads the module's value when it is asked
+    dl = ModelDownloader(ModelManager(index, cache, state_dir=state, endpoint=endpoint), connections=int(connections),
+                         max_rate=opts.get("max_rate") or None)
     started = time.perf_counter()
     result = dl.download_model(name)
     seconds = time.perf_counter() - started
@@ -69,7 +77,7 @@ def _bare_demucs(folder: Path) -> None:
     from demucs.apply import BagOfModels, apply_model
     from demucs.hf import load_safetensors_model
 
-    from lyricsub_hub.testing.tiny_models import speech_like_stereo
+    from lyricsub_hub.families.signals import speech_like_stereo
 
     bag = yaml.safe_load((folder / "htdemucs.yaml").read_text())
     model = BagOfModels([load_safetensors_model(folder / f"{sig}.safetensors") for sig in bag["models"]],
@@ -87,7 +95,7 @@ def _bare_whisper(folder: Path) -> None:
 
     import whisperx
 
-    from lyricsub_hub.testing.tiny_models import speech_like
+    from lyricsub_hub.families.signals import speech_like
 
     pipe = whisperx.load_model(str(folder), device="cpu", compute_type="int8", vad_method="pyannote",
                                asr_options={"beam_size": 1, "best_of": 1, "temperatures": [0.0]},
@@ -117,7 +125,7 @@ def load(index: str, cache: str, state: str, *wanted: str) -> dict:
         mgr.smoke_test(name, device="cpu")  # warm-up: imports, first-call caches
         bare(folder)
         times: dict[str, list[float]] = {"ours": [], "bare": []}
-        calls = {"ours": lambda: mgr.smoke_test(name, device="cpu"), "bare": lambda: bare(folder)}
+        calls = {"ours": functools.partial(mgr.smoke_test, name, device="cpu"), "bare": functools.partial(bare, folder)}
         for i in range(int(repeats)):  # interleaved, order alternating, so drift and order hit both alike
             for key in (("ours", "bare") if i % 2 == 0 else ("bare", "ours")):
                 gc.collect()  # the previous model's garbage is not collected inside the next timing

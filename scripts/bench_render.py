@@ -94,7 +94,8 @@ under `.venv-hf2`, huggingface_hub 2.x without torch, where the load figure is s
 ratio measured side by side with its anchor in the same run, on the same machine, against the loopback
 test Hub (`lyricsub_hub.testing.hub`, 127.0.0.1) with an isolated `HF_HOME` under `.bench/`; the
 repeats and the statistic are named under the table. Ratios are ours / anchor: for times lower is
-better, for throughputs higher is better.
+better, for throughputs higher is better. Figures 1-6 give throughputs in MiB/s (2^20 bytes); A-G, the
+figures of GitHub issue 11 (C is figure 3), in MB/s (10^6 bytes), the unit of the caps they set.
 """
 
 

@@ -41,7 +41,7 @@ def isolate() -> None:
         "PYTHONPYCACHEPREFIX": str(WORK / "pycache"),
     })
     for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "HF_TOKEN", "HF_ENDPOINT",
-                "LYRICSUB_MODEL_INDEX", "HF_HUB_ENABLE_HF_TRANSFER", "PYTHONDONTWRITEBYTECODE"):
+                "LYRICSUB_MODEL_INDEX", "LYRICSUB_MAX_RATE", "HF_HUB_ENABLE_HF_TRANSFER", "PYTHONDONTWRITEBYTECODE"):
         os.environ.pop(var, None)
 
 
@@ -140,18 +140,21 @@ def publish(hub, name: str, repo: str, files: dict) -> HubModel:
     return HubModel(name, repo, commit, {f: (i["size"], i["sha256"]) for f, i in info.items()})
 
 
-def write_index(path: Path, models: list[HubModel], sets: dict[str, list[str]] | None = None) -> Path:
-    """A pinned index, as `lyricsub-hub lock` would write it (tests/conftest.py does the same)."""
-    lines = ["version: 1", "models:"]
-    for m in models:
-        lines += [f"  {m.name}:", f"    repo: {m.repo}", f"    revision: {m.commit}", "    files:"]
-        lines += [f"      - {{name: {f}, size: {size}, sha256: {sha}}}" for f, (size, sha) in m.files.items()]
-    if sets:
-        lines.append("sets:")
-        lines += [f"  {k}: [{', '.join(v)}]" for k, v in sets.items()]
+def spec(m: HubModel):
+    """The index entry of a published model (family from the name's prefix)."""
+    from lyricsub_hub.index import FileSpec, ModelSpec
+
+    files = tuple(FileSpec(f, size, sha) for f, (size, sha) in m.files.items())
+    return ModelSpec(m.name, m.name.split(":", 1)[0], m.repo, m.commit, files)
+
+
+def write_index(path: Path, models: list, sets: dict[str, list[str]] | None = None) -> Path:
+    """A pinned index, as `lyricsub-hub lock` would write it, through the package's one index writer
+    (lyricsub_hub.index.write). models: HubModel (published here) or ModelSpec (e.g. the shipped index's)."""
+    from lyricsub_hub.index.write import write_index as write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write(path, [spec(m) if isinstance(m, HubModel) else m for m in models], sets)
 
 
 # --------------------------------------------------------------------------- child processes
@@ -163,6 +166,7 @@ class Child:
     maxrss: int  # peak resident set of that one process, bytes (wait4)
     stdout: str
     stderr: str
+    cpu: float = 0.0  # user + system CPU seconds of that one process (wait4)
 
     def json(self) -> dict:
         if self.rc != 0:
@@ -186,7 +190,7 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None, timeout: float 
         out.seek(0)
         err.seek(0)
         return Child(proc.returncode, seconds, usage.ru_maxrss * 1024, out.read().decode(errors="replace"),
-                     err.read().decode(errors="replace"))
+                     err.read().decode(errors="replace"), usage.ru_utime + usage.ru_stime)
 
 
 def py_child(script_args: list[str], env: dict[str, str] | None = None, timeout: float = 600) -> Child:
@@ -194,8 +198,12 @@ def py_child(script_args: list[str], env: dict[str, str] | None = None, timeout:
 
 
 def compile_bytecode() -> None:
-    """One child that imports what the measured children import, so none of them compiles anything."""
-    code = ("import lyricsub_hub.cli, lyricsub_hub.download, lyricsub_hub.warm, lyricsub_hub.verify, lyricsub_hub.loading\n"
+    """One child that compiles every module of lyricsub_hub and imports what the measured children import from
+    huggingface_hub, into the pycache prefix, so none of them compiles anything."""
+    code = ("import compileall, pathlib, lyricsub_hub\n"
+            "assert compileall.compile_dir(pathlib.Path(lyricsub_hub.__file__).parent, quiet=1)\n"
+            "import lyricsub_hub.cli, lyricsub_hub.cli.cache_cmds, lyricsub_hub.cli.warm_cmds, lyricsub_hub.manager\n"
+            "import lyricsub_hub.download, lyricsub_hub.cache.hashing, lyricsub_hub.families.loading\n"
             "from huggingface_hub import snapshot_download, hf_hub_download, get_hf_file_metadata")
     child = run_child([PY, "-c", code], child_env())
     if child.rc != 0:
@@ -313,3 +321,42 @@ def have_torch() -> bool:
 
 def curl_binary() -> str | None:
     return shutil.which("curl")
+
+
+def aria2_binary() -> str | None:
+    return shutil.which("aria2c")
+
+
+def console_script(name: str = "lyricsub-hub") -> list[str]:
+    """The command as installed beside the running interpreter (.venv/bin/lyricsub-hub), else `python -m`."""
+    script = Path(sys.executable).parent / name
+    return [str(script)] if script.is_file() and os.access(script, os.X_OK) else [PY, "-m", "lyricsub_hub"]
+
+
+def mb_s(bytes_per_second: float) -> str:
+    """Decimal megabytes per second: the unit of the caps (20M = 20*10^6 bytes/s)."""
+    return f"{bytes_per_second / 1e6:.1f} MB/s"
+
+
+def rotate(keys: list[str], i: int) -> list[str]:
+    """The order of repeat i: each key goes first in turn, so drift over a run hits every contender alike."""
+    n = i % len(keys)
+    return keys[n:] + keys[:n]
+
+
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listening socket's queue was full (machine-wide)."""
+    try:
+        head, values = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()[:2]]
+        return int(values[head.index("ListenOverflows")])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def deep_listen_queue(depth: int = 128) -> None:
+    """The test Hub listens with socketserver's default queue of 5: aria2c opening 20 connections at once (figure
+    B) overflows it, the kernel drops the SYNs and each retry waits a second. A queue as deep as a real server's
+    keeps that from measuring the harness instead of the tools (a proposal for TestHub itself)."""
+    from lyricsub_hub.testing import hub
+
+    hub._Server.request_queue_size = max(depth, hub._Server.request_queue_size)
