@@ -43,7 +43,7 @@ class Download:
         return rows
 
     def notes(self) -> list[str]:
-        out = [f"Figure 3: {self.repeats} repeat(s) per tool, interleaved, median of the time each tool spent downloading "
+        out = [f"Figure 3: {self.repeats} repeat(s) per tool, interleaved with the order rotating, median of the time each tool spent downloading "
                "(inside the child process, after imports; curl: process wall time). Each run starts from an empty "
                "cache and ends with the cache deleted and `sync`. Medians: " +
                ", ".join(f"{k} {v:.2f} s" for k, v in self.seconds.items()) + "."]
@@ -68,8 +68,8 @@ def fig_download(hub, plan) -> Download:
         curl_note = "curl was missing and was installed with apt-get." if curl else "curl is missing (apt-get failed): no curl row."
     seconds: dict[str, list[float]] = {"ours": [], "hf": [], "hf_sha256": []} | ({"curl": []} if curl else {})
     rss: dict[str, list[int]] = {k: [] for k in seconds}
-    for _ in range(plan.dl_repeats):
-        for key in seconds:
+    for i in range(plan.dl_repeats):
+        for key in bs.rotate(list(seconds), i):  # the order rotates: no tool always runs first after a sync
             out = WORK / "dl" / key
             out.mkdir(parents=True, exist_ok=True)
             if key == "ours":
