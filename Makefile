@@ -40,7 +40,7 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-test-full: install install-olah
+test-full: install install-olah install-hf2  # hf2: `hf cache` judges our cache in the 0.36 run too
 	$(VENV)/bin/python -m pytest -q tests
 
 test-hf2: install-hf2 install-olah
