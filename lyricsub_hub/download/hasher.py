@@ -47,10 +47,15 @@ class PrefixHasher:
         self._queue.put(None)
         self._thread.join(timeout=5)
 
+    def drop_git(self) -> None:
+        """The answer's etag is a sha256 (an LFS file): no git id is needed, and computing it doubled the hashing."""
+        self.git = None
+
     def _update(self, data: bytes | memoryview) -> None:
         self.sha256.update(data)
-        if self.git is not None:
-            self.git.update(data)
+        git = self.git  # read once: drop_git may run on a network thread meanwhile
+        if git is not None:
+            git.update(data)
         self.frontier += len(data)
 
     def _run(self) -> None:

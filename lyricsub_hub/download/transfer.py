@@ -167,6 +167,8 @@ class Ranged:
                 check_answer(stream.first_headers, model=spec.name, commit=spec.revision, fname=fp.name, size=job.known_size,
                              sha256=fp.sha256, whole=stream.status == 200 and stream.first_headers is stream.headers)
                 st.etag = clean_etag(stream.first_headers.get("x-linked-etag") or stream.first_headers.get("etag"))
+                if not is_git_sha1(st.etag):
+                    st.hasher.drop_git()
             if stream.ignored_range:
                 job.run.emit("download", fp.name, message="the server ignores byte ranges; fetching the whole file")
                 self._restart(job, st, seg, whole=True)

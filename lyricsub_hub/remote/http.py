@@ -18,6 +18,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -286,7 +287,8 @@ class Stream:
         """Bytes as they arrive, never past `end`; raises TransferError subclasses, or Cancelled after close()."""
         want = self.end - self.start
         t = self.client.timeouts
-        window: list[tuple[float, int]] = []
+        window: deque[tuple[float, int]] = deque()  # (time, bytes) of the reads in the last t.window seconds
+        in_window = 0  # their sum, kept as reads come and go (a sum per read grew with the window: O(n) per read)
         began = time.monotonic()
         first = True
         limiter = self.client.limiter
@@ -319,10 +321,11 @@ class Stream:
             self.got += len(data)
             now = time.monotonic()
             window.append((now, len(data)))
-            while window and window[0][0] < now - t.window:
-                window.pop(0)
-            if now - began >= t.window and sum(n for _, n in window) < t.min_rate * t.window:
-                raise TooSlow(f"{_host(self.url)} sent {sum(n for _, n in window)} bytes in {t.window:.0f}s "
+            in_window += len(data)
+            while window[0][0] < now - t.window:
+                in_window -= window.popleft()[1]
+            if now - began >= t.window and in_window < t.min_rate * t.window:
+                raise TooSlow(f"{_host(self.url)} sent {in_window} bytes in {t.window:.0f}s "
                               f"(less than {t.min_rate} bytes per second)", url=self.url, got=self.got)
             yield data
 
