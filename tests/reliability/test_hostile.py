@@ -138,22 +138,34 @@ def test_2_a_hostile_name_in_any_answer_writes_nothing_outside(hub, deep, header
     _count("2-names")
 
 
-def test_2_a_404_naming_a_path_creates_nothing_outside(hub, deep) -> None:
+@pytest.mark.parametrize("later_only", [False, True], ids=["every-answer", "second-answer"])
+def test_2_a_404_naming_a_path_creates_nothing_outside(hub, deep, later_only) -> None:
     root, cache, state = deep
     repo = add(hub, "whisper:h404", "test/h404", {"model.bin": payload(903, 2000), "tokenizer.json": b"{}"})
     index = write_index(root / "h404.yaml", [repo])
+    seen: set[str] = set()
 
     def rewrite(ex: Exchange) -> None:
-        if "/resolve/" in ex.path:
-            ex.status, ex.body = 404, b'{"error": "gone"}'
-            ex.headers = [("X-Error-Code", "EntryNotFound"), ("X-Repo-Commit", "../../../../../../escape")]
+        if "/resolve/" not in ex.path:
+            return
+        key = ex.path.split("?")[0]
+        first = key not in seen
+        seen.add(key)
+        if later_only and first:
+            return  # the answer a client checks is honest; a library's own second request gets the 404
+        ex.status, ex.body = 404, b'{"error": "gone"}'
+        ex.headers = [("X-Error-Code", "EntryNotFound"), ("X-Repo-Commit", "../../../../../../escape")]
     before = _outside(root, cache, state)
     with Proxy(hub.endpoint, rewrite) as proxy:
         proc = run_cli(*warm_args(proxy.endpoint, index, "whisper:h404", cache_dir=cache),
                        env={"LYRICSUB_STATE_DIR": str(state)})
-    line = assert_clean_failure(proc.returncode, proc.stdout, proc.stderr, (3,), "whisper:h404", "does not exist")
-    assert "nothing was kept" not in line
-    assert _outside(root, cache, state) == before and not list(root.rglob("escape"))
+    if later_only and proc.returncode == 0:  # one request per file: the poisoned second answer was never asked for
+        assert ModelManager(index, cache, state_dir=state).status("whisper:h404", verify="deep").available
+    else:
+        line = assert_clean_failure(proc.returncode, proc.stdout, proc.stderr, (3,), "whisper:h404", "does not exist")
+        assert "nothing was kept" not in line
+    assert _outside(root, cache, state) == before
+    assert not list(root.rglob("escape"))
     _count("2-names")
 
 
