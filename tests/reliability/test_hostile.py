@@ -99,9 +99,9 @@ def test_1_the_shipped_index_offers_no_half_pinned_model() -> None:
 
 # --- 2. every cache name comes from validated values ------------------------------------------------------------
 
-def _on_resolve(header: str, value: str, later_only: bool):
-    """Rewrite a header of the answers for a file; later_only spares the first answer per path (the one a client
-    checks) and poisons the next ones (a second HEAD a library makes on its own)."""
+def _poison(later_only: bool, apply):
+    """Apply a rewrite to the answers for a file; later_only spares the first answer per path (the one a client
+    checks) and poisons the next ones (a second request a library makes on its own)."""
     seen: set[str] = set()
 
     def rewrite(ex: Exchange) -> None:
@@ -111,8 +111,12 @@ def _on_resolve(header: str, value: str, later_only: bool):
         first = key not in seen
         seen.add(key)
         if not (later_only and first):
-            ex.set_header(header, value)
+            apply(ex)
     return rewrite
+
+
+def _on_resolve(header: str, value: str, later_only: bool):
+    return _poison(later_only, lambda ex: ex.set_header(header, value))
 
 
 @pytest.mark.parametrize(("header", "value"), [("ETag", '"../../../../../../target"'),
@@ -143,18 +147,11 @@ def test_2_a_404_naming_a_path_creates_nothing_outside(hub, deep, later_only) ->
     root, cache, state = deep
     repo = add(hub, "whisper:h404", "test/h404", {"model.bin": payload(903, 2000), "tokenizer.json": b"{}"})
     index = write_index(root / "h404.yaml", [repo])
-    seen: set[str] = set()
 
-    def rewrite(ex: Exchange) -> None:
-        if "/resolve/" not in ex.path:
-            return
-        key = ex.path.split("?")[0]
-        first = key not in seen
-        seen.add(key)
-        if later_only and first:
-            return  # the answer a client checks is honest; a library's own second request gets the 404
+    def gone(ex: Exchange) -> None:
         ex.status, ex.body = 404, b'{"error": "gone"}'
         ex.headers = [("X-Error-Code", "EntryNotFound"), ("X-Repo-Commit", "../../../../../../escape")]
+    rewrite = _poison(later_only, gone)
     before = _outside(root, cache, state)
     with Proxy(hub.endpoint, rewrite) as proxy:
         proc = run_cli(*warm_args(proxy.endpoint, index, "whisper:h404", cache_dir=cache),
