@@ -7,8 +7,11 @@ import os
 import random
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from lyricsub_hub.index import FileSpec, ModelSpec
 from lyricsub_hub.index.write import write_index as _write_index
@@ -91,3 +94,33 @@ def plant_part(cache: Path, repo: str, data: bytes, upto: int, *, content: bytes
         with open(part.paths.part, "ab") as fh:
             fh.write(extra)
     return part.paths.part
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client hanging up (killed, or giving up on a slow body) is normal here."""
+
+
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 for a test's own handler (proxies in front of the test Hub); a context
+    manager that serves while open."""
+
+    def serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = _QuietServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

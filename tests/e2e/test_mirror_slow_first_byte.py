@@ -10,7 +10,7 @@ from __future__ import annotations
 import http.client
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,21 +18,14 @@ import pytest
 
 from lyricsub_hub import ModelDownloader, ModelManager, RetryPolicy
 from lyricsub_hub.remote.http import Timeouts
-from tests.helpers import add, payload, write_index
+from tests.helpers import LoopbackServer, add, payload, write_index
 
 NAME = "whisper:slow"
 BIG = 18 << 20  # split into ranges (8 MiB and more)
 FAST = RetryPolicy(attempts=2, first_delay=0.05, max_delay=0.1, budget=20)
 
 
-class _Quiet(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that gave up on a slow body hangs up: normal here."""
-
-
-class SlowFirstByte:
+class SlowFirstByte(LoopbackServer):
     """Forwards to the upstream and streams the answer back: headers at once, the body after `delay` seconds for
     answers to ranged requests (and, with every_answer, for all). log: (method, Range or None, status)."""
 
@@ -74,22 +67,7 @@ class SlowFirstByte:
 
             do_GET = do_HEAD = _forward
 
-        self._server = _Quiet(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> SlowFirstByte:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self.serve(Handler)
 
 
 @pytest.fixture

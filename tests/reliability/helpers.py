@@ -16,12 +16,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.helpers import ROOT, Repo, add, held_bytes, payload, plant_part, run_cli, write_index
+from tests.helpers import ROOT, LoopbackServer, Repo, add, held_bytes, payload, plant_part, run_cli, write_index
 
 __all__ = [
     "RESULTS_DIR",
@@ -230,14 +230,7 @@ class Exchange:
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "upgrade"}
 
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client hanging up (killed, or giving up) is normal here."""
-
-
-class Proxy:
+class Proxy(LoopbackServer):
     """HTTP on 127.0.0.1 forwarding to `upstream`; `rewrite(exchange)` may alter any answer. A context manager."""
 
     def __init__(self, upstream: str, rewrite: Callable[[Exchange], None] | None = None) -> None:
@@ -289,19 +282,4 @@ class Proxy:
 
             do_GET = do_HEAD = do_POST = _forward
 
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def endpoint(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> Proxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self.serve(Handler)
