@@ -159,6 +159,18 @@ class GpuMemoryError(LoadError, MemoryError):
     code = "gpu_memory"
 
 
+class GpuStackError(LoadError):
+    """The machine's GPU stack lacks what a family's library needs (a CUDA library, kernels for this GPU): refused
+    before the model is loaded, naming what is missing and the fix."""
+
+    code = "gpu_stack"
+
+    def __init__(self, message: str, *, model: str | None = None, hint: str | None = None,
+                 lacks: tuple[str, ...] = ()) -> None:
+        super().__init__(message, model=model, hint=hint)
+        self.lacks = lacks
+
+
 class PinConflictError(HubError):
     """The Hub contradicts a value the index pins (a size, a commit): the pin stays the authority."""
 

@@ -49,7 +49,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
          "vad_options": OptionRule("mapping", keys={"vad_onset": _PROBABILITY, "vad_offset": _PROBABILITY,
                                                     "chunk_size": OptionRule("int", 1, 30)}),
          "threads": OptionRule("int", 1, 64), "batch_size": OptionRule("int", 1, 64)},
-        GpuNeed(factor=1.0, overhead=1 * _GB),  # model.bin is float16; see whisper.gpu_scale for other compute types
+        GpuNeed(factor=1.0, overhead=1 * _GB, engines=("torch", "ctranslate2")),  # model.bin is float16; see whisper.gpu_scale for other compute types
     ),
     Family(
         "align", "whisperx", "align",

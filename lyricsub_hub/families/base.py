@@ -123,6 +123,7 @@ class GpuNeed:
 
     factor: float
     overhead: int
+    engines: tuple[str, ...] = ("torch",)  # what runs it on a GPU (cudalibs checks each before a load)
 
     def bytes_for(self, weight_bytes: int, scale: float = 1.0) -> int:
         return int(weight_bytes * self.factor * scale + self.overhead)

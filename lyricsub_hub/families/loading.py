@@ -18,6 +18,7 @@ from ..core.text import one_line
 from ..errors import LoadError, LyricsubError
 from . import family_module
 from .base import LoadedModel, LoadRequest, SmokeReport
+from .cudalibs import require
 from .devices import is_out_of_memory, out_of_memory_error
 
 
@@ -28,6 +29,8 @@ def load(family: str, request: LoadRequest, *, gpu_bytes: int = 0) -> LoadedMode
     started = time.perf_counter()
     try:
         module.import_libraries()
+        if request.device.startswith("cuda"):
+            require(family, request.device, model=request.name)  # refuses, or preloads CUDA libraries a wheel holds
         imported = time.perf_counter()
         model, extra = module.load(request)
         where = module.placement(model)

@@ -86,14 +86,15 @@ def load(req: LoadRequest) -> tuple[Any, dict[str, Any]]:
 
 
 def _check_ctranslate2_sees(device: str, index: int, model: str) -> None:
-    """torch seeing a GPU does not mean CTranslate2 does (it loads its own CUDA libraries): say so in one line
-    instead of faster-whisper's "CUDA failed with error ..." from deep inside."""
+    """torch seeing a GPU does not mean CTranslate2 does (its CUDA runtime is its own, linked in; its cuBLAS was
+    checked by cudalibs before this): say so in one line instead of faster-whisper's "CUDA failed with error ..."."""
     import ctranslate2
 
     count = int(ctranslate2.get_cuda_device_count())
     if index >= count:
-        raise LoadError(f"{device} was requested but CTranslate2 (faster-whisper's engine) sees {count} GPU(s); "
-                        "its CUDA libraries (cuBLAS, cuDNN) may be missing; use --device cpu", model=model)
+        raise LoadError(f"{device} was requested but CTranslate2 (faster-whisper's engine) sees {count} GPU(s): its "
+                        "own CUDA runtime cannot use this driver (nvidia-smi shows it; lyricsub-hub doctor names the "
+                        "stack); use --device cpu", model=model)
 
 
 def placement(pipeline: Any) -> str:

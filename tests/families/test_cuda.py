@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from lyricsub_hub.core.text import human_size
-from lyricsub_hub.errors import EXIT_LOAD, EXIT_USAGE, GpuMemoryError, LoadError
+from lyricsub_hub.errors import EXIT_LOAD, EXIT_USAGE, GpuMemoryError, GpuStackError, LoadError
 from lyricsub_hub.families import FAMILIES, LoadedModel, family_module
 from lyricsub_hub.families.loading import load, smoke
 from lyricsub_hub.families.whisper import default_compute_type, gpu_scale
@@ -441,3 +441,83 @@ def test_cli_load_on_a_gpu_that_is_not_there(mocker: Any, warmed: dict[str, Path
     assert out == "" and err.count("\n") == 1
     assert "cuda:7 was requested but torch sees 2 GPU(s) (cuda:0..cuda:1)" in err
     gpus.mem_get_info.assert_not_called()
+
+
+# --------------------------------------------------------------------------- the GPU stack, before the library is touched
+
+def test_whisper_without_cublas_is_refused_before_faster_whisper_with_the_fixes(
+        mocker: Any, tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The H200 case: torch built for CUDA 13 brings libcublas.so.13 only; CTranslate2 opens libcublas.so.12."""
+    import ctranslate2
+
+    from tests.families.gpu_stack import fake_cdll, no_wheels
+
+    fake_gpus(mocker, 1, capability=(9, 0), cuda_libs=False)
+    fake_cdll(mocker, present=("libcublas.so.13", "libcublasLt.so.13"))
+    no_wheels(monkeypatch)
+    mocker.patch.object(ctranslate2, "__version__", "4.6.3")
+    model, pipeline = spy_whisper(mocker)
+    with pytest.raises(GpuStackError) as info:
+        load("whisper", folder_request(tiny, "whisper", "cuda:0"))
+    assert isinstance(info.value, LoadError) and info.value.exit_code == EXIT_LOAD
+    assert one_line(info.value) == (
+        f"{NAMES['whisper']}: CTranslate2 4.6.3 (built for CUDA 12.8) needs libcublasLt.so.12 and libcublas.so.12, "
+        "which are not on the library path and in no nvidia-cublas-cu12 wheel here; fix: pip install "
+        "nvidia-cublas-cu12, or a torch built for CUDA 12, or use --device cpu")
+    assert info.value.lacks == ("libcublasLt.so.12", "libcublas.so.12")
+    model.assert_not_called()
+    pipeline.assert_not_called()
+
+
+def test_whisper_with_cublas_in_the_wheel_folder_preloads_it_then_loads(
+        mocker: Any, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+
+    from tests.families.gpu_stack import fake_cdll, fake_wheel
+
+    folder = fake_wheel(monkeypatch, tmp_path / "nvidia" / "cublas" / "lib")
+    for name in ("libcublasLt.so.12", "libcublas.so.12"):
+        (folder / name).write_bytes(b"\x7fELF")
+    fake_gpus(mocker, 1, capability=(9, 0), cuda_libs=False)
+    cdll = fake_cdll(mocker, present=(), files="fake")
+    model, _ = spy_whisper(mocker)
+    loaded = load("whisper", folder_request(tiny, "whisper", "cuda:0"))
+    preloaded = [c.args[0] for c in cdll.call_args_list if "/" in str(c.args[0])]
+    assert preloaded == [str(folder / "libcublasLt.so.12"), str(folder / "libcublas.so.12")]
+    assert all(c.kwargs.get("mode") == ctypes.RTLD_GLOBAL for c in cdll.call_args_list if "/" in str(c.args[0]))
+    model.assert_called_once()
+    assert loaded.requested == "cuda:0"
+
+
+@pytest.mark.parametrize("family", ["demucs", "align", "diarize", "whisper"])
+def test_a_gpu_torch_has_no_kernels_for_is_refused_before_loading(mocker: Any, tiny: Path, nltk_root: Path,
+                                                                  family: str) -> None:
+    """A Blackwell card (sm_120) with a torch built before it: one line, exit 5, the library never called."""
+    fake_gpus(mocker, 1, capability=(12, 0), arch_list=("sm_50", "sm_80", "sm_86", "sm_90"))
+    mocker.patch.object(torch.version, "cuda", "12.4")
+    moved = spies(mocker, family)
+    with pytest.raises(GpuStackError) as info:
+        load(family, folder_request(tiny, family, "cuda:0", nltk_root))
+    assert info.value.exit_code == EXIT_LOAD
+    assert info.value.message == (
+        f"torch {torch.__version__} (built for CUDA 12.4) has no kernels for Fake GPU 0 (sm_120; it covers sm_50 sm_80 "
+        "sm_86 sm_90); fix: install a torch built for CUDA 12.8 or later (https://pytorch.org/get-started/locally/), "
+        "or use --device cpu")
+    for spy in moved:
+        spy.assert_not_called()
+
+
+def test_cli_load_whisper_without_cublas(mocker: Any, warmed: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.families.gpu_stack import fake_cdll, no_wheels
+
+    monkeypatch.setenv("LYRICSUB_STATE_DIR", str(warmed["state"]))
+    fake_gpus(mocker, 1, capability=(9, 0), cuda_libs=False)
+    fake_cdll(mocker, present=())
+    no_wheels(monkeypatch)
+    code = run_main(cli_args(warmed, "load", "whisper:large-v3", "--device", "cuda"))
+    out, err = capsys.readouterr()
+    assert code == EXIT_LOAD == 5
+    assert out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("lyricsub-hub: whisper:large-v3: CTranslate2 ")
+    assert "needs libcublasLt.so.12 and libcublas.so.12" in err and "pip install nvidia-cublas-cu12" in err

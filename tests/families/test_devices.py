@@ -43,10 +43,19 @@ class FakeGpus:
 
 
 def fake_gpus(mocker: Any, count: int = 2, *, free: int = 80 * GB, total: int = 80 * GB,
-              ct2_count: int | None = None) -> FakeGpus:
-    """torch (and CTranslate2) see `count` GPUs with `free` bytes free each; an index past the last one is
-    refused the way the driver refuses it."""
+              ct2_count: int | None = None, capability: tuple[int, int] = (8, 0),
+              arch_list: tuple[str, ...] = ("sm_70", "sm_80", "sm_86", "sm_90"), cuda_libs: bool = True) -> FakeGpus:
+    """torch (and CTranslate2) see `count` GPUs with `free` bytes free each, of this compute capability; an index
+    past the last one is refused the way the driver refuses it. With ``cuda_libs`` the CUDA libraries CTranslate2
+    opens load by soname (as on a machine whose torch brought them); without, ctypes.CDLL is left alone."""
     import ctranslate2
+
+    from tests.families.gpu_stack import fake_cdll
+
+    mocker.patch("torch.cuda.get_device_capability", side_effect=lambda device=None: (index_of(device), capability)[1])
+    mocker.patch("torch.cuda.get_arch_list", return_value=list(arch_list))
+    if cuda_libs:
+        fake_cdll(mocker, present=True)
 
     def index_of(device: Any = None) -> int:
         if device is None:
