@@ -41,7 +41,7 @@ _NLTK_DEFAULTS = ("~/nltk_data", "{prefix}/nltk_data", "{prefix}/share/nltk_data
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # stable: index, cache, locks, state, versions, libraries, cuda, offline, telemetry, nltk,
+    check: str  # stable: index, cache, locks, state, versions, libraries, cuda, gpu, offline, telemetry, nltk,
     #             endpoint, token, access, model, downloads
     level: Level
     message: str
@@ -94,7 +94,8 @@ def examine(index: ModelIndex | str | os.PathLike[str] | None = None, *, cache_d
     needed = sum(max(0, (s.expected_bytes or 0) - s.present_bytes - s.resumable_bytes) for s in statuses if not s.available)
     findings += _cache_folder(cache.cache_dir, needed)
     findings.append(_state(cache))
-    findings += [_versions(versions), _libraries(selected, versions), _cuda(versions)]
+    cuda = _cuda(versions)
+    findings += [_versions(versions), _libraries(selected, versions), cuda, *_gpu_stack(selected, cuda)]
     findings += [_offline(environ), _telemetry(environ, versions), _punkt(selected, environ, cache.state_dir, versions)]
     reach = _endpoint(url, offline, timeout)
     findings += [reach, _token(token, selected)]
@@ -303,6 +304,8 @@ def _cuda(versions: Mapping[str, str | None]) -> Finding:
     """Import torch only where it is installed; ask it about CUDA (quick: no CUDA context is made)."""
     if versions.get("torch") is None:
         return Finding("cuda", "ok", "torch is not installed: no CUDA check", details={"devices": []})
+    from .families.cudalibs import driver_too_old, driver_version
+
     started = time.monotonic()
     try:
         import torch
@@ -310,18 +313,64 @@ def _cuda(versions: Mapping[str, str | None]) -> Finding:
         built = torch.version.cuda
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         devices = [torch.cuda.get_device_name(i) for i in range(count)]
+        sms = [_sm(torch, i) for i in range(count)]
     except Exception as exc:  # a broken torch install says so here rather than at load time
         return Finding("cuda", "warning", f"torch cannot be imported: {printable(str(exc))[:200]}",
                        "pip install --force-reinstall torch")
-    details = {"devices": devices, "torch_cuda": built, "seconds": round(time.monotonic() - started, 3)}
+    details: dict[str, Any] = {"devices": devices, "torch_cuda": built, "seconds": round(time.monotonic() - started, 3)}
     if devices:
-        return Finding("cuda", "ok", f"{len(devices)} CUDA device(s): {', '.join(devices)} (torch built for CUDA {built})",
-                       details=details)
+        driver = driver_version()
+        details |= {"driver": driver, "capabilities": sms}
+        shown = ", ".join(f"{name} ({sm})" if sm else name for name, sm in zip(devices, sms))
+        return Finding("cuda", "ok", f"{len(devices)} CUDA device(s): {shown} (torch built for CUDA {built}; NVIDIA "
+                       f"driver {driver or 'version unknown'})", details=details)
     if built and any(os.path.exists(p) for p in ("/dev/nvidia0", "/proc/driver/nvidia/version")):
-        return Finding("cuda", "warning", f"an NVIDIA device is present but torch (CUDA {built}) sees none: driver and "
-                       "CUDA runtime disagree?", "nvidia-smi", details=details)
+        driver = driver_version()
+        why = driver_too_old(built, driver)
+        details |= {"driver": driver}
+        return Finding("cuda", "warning", f"an NVIDIA device is present but torch (CUDA {built}) sees none: "
+                       f"{why or 'driver and CUDA runtime disagree?'}",
+                       "update the NVIDIA driver, or install a torch built for an older CUDA" if why else "nvidia-smi",
+                       details=details)
     build = f"torch built for CUDA {built}" if built else "a CPU-only torch"
     return Finding("cuda", "ok", f"no CUDA device: models load on CPU ({build})", details=details)
+
+
+def _sm(torch: Any, index: int) -> str | None:
+    try:
+        major, minor = torch.cuda.get_device_capability(index)
+    except Exception:
+        return None
+    return f"sm_{major}{minor}"
+
+
+def _gpu_stack(selected: list[ModelSpec], cuda: Finding) -> list[Finding]:
+    """Per selected family, the GPU stack its library runs on at cuda:0, in the words load uses: torch's kernels for
+    this GPU; CTranslate2's CUDA libraries (loading, or preloaded now from an nvidia-* wheel, as a load would) and
+    the driver its JIT needs. No GPU: nothing here (the cuda finding said so in one line)."""
+    from .families import library_missing
+    from .families.cudalibs import check_family
+
+    if not cuda.details.get("devices"):
+        return []
+    out = []
+    for fam in sorted({s.family for s in selected}):
+        if library_missing(fam):
+            continue  # the libraries finding names it
+        try:
+            checks = check_family(fam, "cuda:0", driver=cuda.details.get("driver"))
+        except Exception as exc:
+            out.append(Finding("gpu", "warning", f"{fam}: its GPU stack could not be checked: "
+                               f"{printable(str(exc))[:200]}", details={"family": fam}))
+            continue
+        level: Level = "problem" if any(c.problem for c in checks) else "warning" if any(c.warning for c in checks) \
+            else "ok"
+        fix = next((c.fix for c in checks if c.level == level and c.fix), None)
+        engines = [{"engine": c.engine, "version": c.version, "cuda": c.cuda, "level": c.level, "lacks": list(c.lacks),
+                    "libraries": {s.soname: s.path or s.status for s in c.libs}} for c in checks]
+        out.append(Finding("gpu", level, f"{fam}: " + "; ".join(c.problem or c.warning or c.summary for c in checks),
+                           fix if level != "ok" else None, details={"family": fam, "engines": engines}))
+    return out
 
 
 # -- switches that keep the stack offline -----------------------------------------------------------------
