@@ -93,6 +93,7 @@ def examine(index: ModelIndex | str | os.PathLike[str] | None = None, *, cache_d
     statuses, model_findings = _models(cache, selected)
     needed = sum(max(0, (s.expected_bytes or 0) - s.present_bytes - s.resumable_bytes) for s in statuses if not s.available)
     findings += _cache_folder(cache.cache_dir, needed)
+    findings += [_site_cache(site) for site in cache.site_dirs]
     findings.append(_state(cache))
     cuda = _cuda(versions)
     findings += [_versions(versions), _libraries(selected, versions), cuda, *_gpu_stack(selected, cuda)]
@@ -151,8 +152,13 @@ def _models(cache: Cache, selected: list[ModelSpec]) -> tuple[list[ModelStatus],
             findings.append(Finding("model", "problem", err.message, err.hint, spec.name, {"status": st.status}))
             continue
         assert spec.revision is not None
-        ref = read_ref(cache.cache_dir, spec.repo, spec.branch)
         how = " (sizes only: the state folder cannot vouch for files)" if verify == "stat" else ""
+        if st.site:  # read-only: its refs are the admin's, and nothing here would change them
+            findings.append(Finding("model", "ok", f"available at {spec.revision[:12]} from the site cache "
+                                    f"{st.cache_dir}{how}", None, spec.name,
+                                    {"status": st.status, "cache": "site", "cache_dir": str(st.cache_dir)}))
+            continue
+        ref = read_ref(cache.cache_dir, spec.repo, spec.branch)
         if ref != spec.revision:
             where = f"points at {ref[:12]}" if ref else "is absent"
             findings.append(Finding("model", "warning", f"available{how}, but refs/{spec.branch} {where}: upstream "
@@ -183,7 +189,8 @@ def _cache_folder(cache_dir: Path, needed: int) -> list[Finding]:
     details |= {"free": free, "writable": writable, "needed": needed}
     if not writable:
         cache = Finding("cache", "warning", f"{cache_dir} is read-only: models in it load, but warm, verify --repair "
-                        "and gc cannot change it", "point HF_HUB_CACHE or --cache-dir at a writable folder to warm",
+                        "and gc cannot change it", f"warm into a cache of your own: HF_HUB_CACHE=<your folder> "
+                        f"LYRICSUB_SITE_CACHE={cache_dir} (its models are then read from here)",
                         details=details)
     elif needed > free:
         cache = Finding("cache", "warning", f"{cache_dir}: warming what is missing needs {human_size(needed)}, "
@@ -193,6 +200,17 @@ def _cache_folder(cache_dir: Path, needed: int) -> list[Finding]:
     return [cache, _locks(cache_dir, flock)]
 
 
+def _site_cache(site: Path) -> Finding:
+    """A read-only cache under the user's own (LYRICSUB_SITE_CACHE): models found whole in it are used from it."""
+    details: dict[str, Any] = {"path": str(site), "site": True}
+    if not site.is_dir() or not os.access(site, os.R_OK | os.X_OK):
+        return Finding("site-cache", "warning", f"site cache {site} {'cannot be read' if site.is_dir() else 'does not exist'}: "
+                       "its models are not used", "fix LYRICSUB_SITE_CACHE (folders separated by " + repr(os.pathsep) + ")",
+                       details=details)
+    return Finding("site-cache", "ok", f"site cache {site}: read here, never written; what it lacks is warmed into "
+                   "your own cache", details=details)
+
+
 def _locks(cache_dir: Path, flock: str | None) -> Finding:
     if flock is None:
         return Finding("locks", "ok", "file locks (flock) work in the cache folder")
@@ -200,9 +218,11 @@ def _locks(cache_dir: Path, flock: str | None) -> Finding:
         return Finding("locks", "ok", "not checked: the cache folder is read-only")
     locks = sorted((cache_dir / ".locks").glob("*/*.lock")) if (cache_dir / ".locks").is_dir() else []
     extra = f"; {len(locks)} lock file(s) left in {cache_dir / '.locks'} may block downloads" if locks else ""
-    return Finding("locks", "warning", f"the cache's filesystem has no flock ({flock}): huggingface_hub falls back to "
-                   f"lock files that a crash leaves behind{extra}",
-                   "remove those .lock files while no download runs, or use a local disk for the cache",
+    return Finding("locks", "warning", f"the cache's filesystem has no flock ({flock}): warm refuses to download "
+                   f"there (two downloads could write one file), and huggingface_hub falls back to lock files that a "
+                   f"crash leaves behind{extra}",
+                   f"put your cache on a local disk (HF_HUB_CACHE=<local folder>) and read this one as a site cache "
+                   f"(LYRICSUB_SITE_CACHE={cache_dir}); remove stale .lock files while no download runs",
                    details={"stale": [str(p) for p in locks[:20]]})
 
 

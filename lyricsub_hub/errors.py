@@ -139,6 +139,69 @@ class DiskSpaceError(LyricsubError, OSError):
     code = "disk_space"
 
 
+class LocalStorageError(LyricsubError, OSError):
+    """This machine refused a write into the cache or the state folder (permissions, a read-only filesystem,
+    no file locks): a local problem with the local-storage exit code, never a Hub error."""
+
+    exit_code = EXIT_DISK
+    code = "local_storage"
+
+
+class LockUnsupportedError(LocalStorageError):
+    """The cache's filesystem cannot take file locks (flock), so concurrent downloads could not exclude each other."""
+
+    code = "no_flock"
+
+
+def local_error(exc: BaseException, *, model: str | None = None, file: str | None = None, cache_dir: object = None,
+                state_dir: object = None) -> LyricsubError | None:
+    """The one line for an OSError raised by the local disk (None for anything else): which folder, what to do.
+
+    Permission and read-only errors say whose folder it is and the three ways out (the group owner, a cache of
+    one's own, the folder as a read-only site cache); a full disk says to free space. Both exit 4.
+    """
+    import errno as _errno
+    import os
+
+    if isinstance(exc, LyricsubError) or not isinstance(exc, OSError):
+        return None
+    if exc.errno in (_errno.ENOSPC, _errno.EDQUOT, _errno.EFBIG):
+        written = file or exc.filename
+        where = f" while writing {written}" if written else ""
+        return DiskSpaceError(f"the disk filled up{where}; the bytes already written are kept for resume",
+                              model=model, hint=f"free space, then {Hint.warm(model or '')}".rstrip())
+    if exc.errno not in (_errno.EACCES, _errno.EPERM, _errno.EROFS):
+        return None
+    path = os.fsdecode(exc.filename) if exc.filename is not None else None
+    why = exc.strerror or os.strerror(exc.errno)
+    state = os.fspath(state_dir) if state_dir is not None else None  # type: ignore[call-overload]
+    cache = os.fspath(cache_dir) if cache_dir is not None else None  # type: ignore[call-overload]
+    if state and path and _under(path, state):
+        return LocalStorageError(f"cannot write the state folder {state} ({path}: {why})", model=model,
+                                 hint="LYRICSUB_STATE_DIR=<a folder of your own> " + _again(model))
+    where = f"cannot write {path}: {why}" if path else f"cannot write the cache: {why}"
+    if cache is None:
+        return LocalStorageError(where, model=model)
+    if exc.errno == _errno.EROFS:
+        what = f"the cache {cache} is read-only here: its models load from it; warm what is missing into a cache of your own"
+    else:
+        what = (f"the cache {cache} is not writable for you: ask its group owner for write access (README: A cache "
+                "for a team), or warm into a cache of your own and read this one as a site cache")
+    return LocalStorageError(f"{where}; {what}", model=model,
+                             hint=f"HF_HUB_CACHE=<a folder of your own> LYRICSUB_SITE_CACHE={cache} {_again(model)}")
+
+
+def _under(path: str, folder: str) -> bool:
+    import os
+
+    real, base = os.path.realpath(path), os.path.realpath(folder)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
+
+
+def _again(model: str | None) -> str:
+    return Hint.warm(model) if model else "lyricsub-hub warm"
+
+
 class DownloadCancelled(LyricsubError):
     """The user cancelled; partial files stay resumable."""
 

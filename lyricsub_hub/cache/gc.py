@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..core.checks import acceptable_etag, is_commit
-from ..core.fs import inside, real_dir, regular_file, unlink_inside
+from ..core.fs import inside, regular_file, unlink_inside
 from ..core.text import one_line
 from ..errors import Hint, LyricsubError, UnsafeCacheError
 from ..index import ModelSpec
@@ -534,18 +534,14 @@ def _remove_revisions(gc_plan: GcPlan, cache: Cache, items: list[Removal]) -> tu
 
 def _take_lock(cache_dir: Path, repo: str, name: str) -> tuple[Any, str]:
     """The download's own blob lock, taken without waiting: (lock, "") or (None, why not)."""
-    from filelock import FileLock, Timeout
+    from .locks import BlobLock
 
-    path = lock_path(cache_dir, repo, name)
+    lock = BlobLock(lock_path(cache_dir, repo, name), cache_dir)  # group-writable in a team's cache, as downloads make it
     try:
-        real_dir(path.parent, cache_dir)
-        lock = FileLock(str(path), thread_local=False)
-        lock.acquire(timeout=0)
-    except Timeout:
-        return None, "a download started meanwhile and holds its lock"
+        taken = lock.acquire()
     except OSError as exc:
         return None, f"cannot take its lock: {exc.strerror or exc}"
-    return lock, ""
+    return (lock, "") if taken else (None, "a download started meanwhile and holds its lock")
 
 
 def _remove_part(cache_dir: Path, item: Removal) -> Removal | Skip:

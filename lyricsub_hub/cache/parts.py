@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.fs import open_own, real_dir, unlink_inside
+from ..core.fs import file_mode, open_own, real_dir, unlink_inside
 from .layout import PART_SUFFIX, RANGES_SUFFIX, blobs_dir, repo_folder
 
 _MAGIC = b"LSHR1"
@@ -102,7 +102,9 @@ class PartFile:
             pass
         except OSError:  # a planted link (ELOOP), a hard link or another user's file: drop the entry, never write through it
             unlink_inside(path, self.repo_dir)
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
+        os.fchmod(fd, file_mode(path.parent, 0o600))  # 0660 in a group's folder: gc and status by another member read it
+        return fd
 
     def _load(self) -> None:
         record = read_record(self._rec)

@@ -94,8 +94,7 @@ class RecordStore:
         target = self._file(cache_key, repo, commit)
         payload = json.dumps({"version": RECORD_VERSION, "files": {n: asdict(s) for n, s in sorted(stamps.items())}})
         try:
-            private_dir(self.root)
-            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(target.parent, self.root)  # 0700 from the root down, whatever the umask
             atomic_write(target, payload.encode(), mode=0o600)
         except OSError:
             return False

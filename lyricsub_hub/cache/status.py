@@ -57,6 +57,8 @@ class ModelStatus:
     present_bytes: int
     resumable_bytes: int = 0  # bytes interrupted downloads already hold
     reason: str = ""  # why it is unpinned
+    cache_dir: Path | None = None  # the cache these files were looked up in (the user's own, or a site cache)
+    site: bool = False  # True when that is a read-only site cache (LYRICSUB_SITE_CACHE)
 
     @property
     def available(self) -> bool:
@@ -187,7 +189,7 @@ def _summarise(spec: ModelSpec, snap: Path, files: tuple[FileStatus, ...], cache
     present = sum(f.actual_size or 0 for f in files if f.state == "ok")
     resumable = 0 if status == "available" else resumable_bytes(cache_dir, spec)
     return ModelStatus(spec.name, spec.family, spec.repo, spec.revision, status, snap if status == "available" else None,
-                       files, spec.pinned, spec.total_size, present, resumable)
+                       files, spec.pinned, spec.total_size, present, resumable, cache_dir=cache_dir)
 
 
 def resumable_bytes(cache_dir: Path, spec: ModelSpec) -> int:

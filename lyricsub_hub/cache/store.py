@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
 from ..core.checks import is_commit, is_git_sha1, is_sha256, safe_file_name, safe_ref_name
-from ..core.env import resolve_cache_dir, resolve_state_dir
-from ..core.fs import FILE_MODE, UnsafePathError, atomic_write, inside, real_dir, replace_link, unlink_inside
+from ..core.env import resolve_cache_dir, resolve_site_caches, resolve_state_dir
+from ..core.fs import UnsafePathError, atomic_write, file_mode, inside, real_dir, replace_link, unlink_inside
 from ..index import ModelSpec
 from .layout import blobs_dir, cache_key, link_target, repo_folder, snapshot_dir
 from .records import RecordStore, Stamp
@@ -32,10 +33,14 @@ class Cache:
 
     cache_dir: Path = field(default_factory=resolve_cache_dir)
     state_dir: Path = field(default_factory=resolve_state_dir)
+    site_dirs: tuple[Path, ...] = ()  # read-only caches under this one (LYRICSUB_SITE_CACHE): read, never written
 
     @classmethod
-    def at(cls, cache_dir: str | os.PathLike[str] | None = None, state_dir: str | os.PathLike[str] | None = None) -> Cache:
-        return cls(resolve_cache_dir(cache_dir), resolve_state_dir(state_dir))
+    def at(cls, cache_dir: str | os.PathLike[str] | None = None, state_dir: str | os.PathLike[str] | None = None,
+           site_dirs: Iterable[str | os.PathLike[str]] | None = None) -> Cache:
+        own = resolve_cache_dir(cache_dir)
+        sites = resolve_site_caches(own) if site_dirs is None else tuple(Path(p).expanduser() for p in site_dirs)
+        return cls(own, resolve_state_dir(state_dir), sites)
 
     @cached_property
     def records(self) -> RecordStore:
@@ -46,7 +51,22 @@ class Cache:
         return cache_key(self.cache_dir)
 
     def status(self, spec: ModelSpec, verify: Verify = "record") -> ModelStatus:
-        return model_status(spec, self.cache_dir, self.records, verify)
+        """The user's own cache first; a model it does not hold whole is looked up in each site cache in turn.
+
+        A site cache's files were not written by us, so they are hashed against the pins once, and the result is
+        remembered in the user's own state folder (keyed by that cache), never in the site cache: the next look-up
+        costs a stat per file. A site copy that is not whole is ignored, and warm fetches into the user's cache.
+        """
+        own = model_status(spec, self.cache_dir, self.records, verify)
+        if own.available or own.status == "unpinned" or not self.site_dirs or spec.revision is None:
+            return own
+        for site in self.site_dirs:
+            if not os.path.isdir(snapshot_dir(site, spec.repo, spec.revision)):
+                continue
+            found = model_status(spec, site, self.records, verify)
+            if found.available:
+                return replace(found, site=True)
+        return own
 
     def repo_dir(self, repo: str) -> Path:
         return repo_folder(self.cache_dir, repo)
@@ -60,7 +80,7 @@ class Cache:
         if not (is_sha256(blob) or is_git_sha1(blob)) or not is_sha256(sha256):
             raise UnsafePathError(errno.EINVAL, f"refusing blob name {blob[:80]!r}")
         target = blobs_dir(self.cache_dir, repo) / blob
-        os.fchmod(fd, FILE_MODE)  # the descriptor, never a path that could be swapped for a link
+        os.fchmod(fd, file_mode(target.parent))  # the descriptor, never a path; group rw in a team's folder
         os.replace(temp, target)
         return Stamp.of(os.fstat(fd), sha256)
 
@@ -90,6 +110,8 @@ class Cache:
         """refs/<branch> = the pinned commit, so upstream loaders offline read the pinned snapshot. False when read-only."""
         if spec.revision is None or not safe_ref_name(spec.branch):
             return False
+        if not os.path.isdir(snapshot_dir(self.cache_dir, spec.repo, spec.revision)):
+            return False  # held by a site cache (or not at all): no ref to a revision this cache lacks
         repo = self.repo_dir(spec.repo)
         ref = repo / "refs" / spec.branch
         try:

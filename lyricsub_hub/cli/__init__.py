@@ -277,11 +277,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LyricsubError as exc:
         outcome = Outcome(args.command)
         outcome.fail(exc)
+    except OSError as exc:  # this machine's disk refused a write (permissions, read-only, full): one line, exit 4
+        outcome = Outcome(args.command)
+        outcome.fail(_local(exc, args))
     except KeyboardInterrupt:
         outcome = Outcome(args.command)
         outcome.fail(DownloadCancelled("cancelled; partial downloads are kept and the same command resumes them"))
         outcome.exit_code = EXIT_CANCELLED
     return emit(outcome, ctx.json)
+
+
+def _local(exc: OSError, args: Any) -> LyricsubError:
+    from ..core.env import resolve_cache_dir, resolve_state_dir
+    from ..errors import local_error
+
+    error = local_error(exc, cache_dir=resolve_cache_dir(args.cache_dir), state_dir=resolve_state_dir())
+    if error is None:
+        raise exc
+    return error
 
 
 def _quiet_libraries() -> None:

@@ -95,6 +95,7 @@ def model_json(st: Any) -> dict[str, Any]:
         "name": st.name, "status": st.status, "path": str(st.path) if st.path else None,
         "family": st.family, "repo": st.repo, "revision": st.revision, "pinned": st.pinned,
         "expected_bytes": st.expected_bytes, "present_bytes": st.present_bytes, "resumable_bytes": st.resumable_bytes,
+        "cache": cache_json(st),
         "files": [
             {"name": f.name, "state": f.state, "size": f.actual_size, "expected_size": f.expected_size,
              "sha256": f.expected_sha256, "checked": f.checked, "detail": f.detail or None}
@@ -103,9 +104,16 @@ def model_json(st: Any) -> dict[str, Any]:
     }
 
 
+def cache_json(st: Any) -> dict[str, Any] | None:
+    """Which cache a model was looked up in: the user's own, or a read-only site cache (LYRICSUB_SITE_CACHE)."""
+    if st.cache_dir is None:
+        return None
+    return {"kind": "site" if st.site else "own", "dir": str(st.cache_dir)}
+
+
 def status_line(st: Any, width: int = 28) -> str:
     size = human_size(st.expected_bytes)
-    tail = str(st.path) if st.path else advice(st)
+    tail = (f"{st.path}  (site cache)" if st.site else str(st.path)) if st.path else advice(st)
     return f"{printable(st.name):<{width}} {st.status:<10} {size:>9}  {tail}"
 
 

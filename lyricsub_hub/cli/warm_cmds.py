@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..core.text import human_size
 from ..errors import DownloadCancelled, Hint, LyricsubError
 from . import Context
-from .output import Bars, JsonEvents, Outcome, model_json
+from .output import Bars, JsonEvents, Outcome, cache_json, model_json
 
 DEFAULT_SET = "default"
 
@@ -79,8 +79,11 @@ def cmd_load(ctx: Context) -> Outcome:
         except LyricsubError as exc:
             out.fail(exc)
             continue
-        out.models.append({"name": rep.name, "status": "loaded", "path": str(mgr.get_model_path(rep.name)),
+        st = mgr.status(rep.name)
+        out.models.append({"name": rep.name, "status": "loaded", "path": str(st.path), "cache": cache_json(st),
                            "device": rep.device, "load_seconds": round(rep.load_seconds, 3),
                            "run_seconds": round(rep.run_seconds, 3), "summary": rep.summary})
-        out.lines.append(f"{rep.name:<28} {rep.device:<7} load {rep.load_seconds:.2f}s  run {rep.run_seconds:.2f}s  {rep.summary}")
+        where = f"  (from the site cache {st.cache_dir})" if st.site else ""
+        out.lines.append(f"{rep.name:<28} {rep.device:<7} load {rep.load_seconds:.2f}s  run {rep.run_seconds:.2f}s  "
+                         f"{rep.summary}{where}")
     return out

@@ -87,6 +87,7 @@ def _flip_loaded_modules() -> None:
 
 
 STATE_ENV = "LYRICSUB_STATE_DIR"
+SITE_ENV = "LYRICSUB_SITE_CACHE"
 
 
 def resolve_cache_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -107,3 +108,19 @@ def resolve_state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
         return Path(os.environ[STATE_ENV]).expanduser()
     xdg = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(xdg) / "lyricsub-hub"
+
+
+def resolve_site_caches(own: Path | None = None) -> tuple[Path, ...]:
+    """LYRICSUB_SITE_CACHE: read-only huggingface_hub caches (os.pathsep-separated) layered under the user's own,
+    in the order given; empty entries, repeats and the user's own cache left out."""
+    seen = {os.path.realpath(own)} if own is not None else set()
+    out = []
+    for item in os.environ.get(SITE_ENV, "").split(os.pathsep):
+        if not item.strip():
+            continue
+        path = Path(item.strip()).expanduser()
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            out.append(path)
+    return tuple(out)

@@ -23,6 +23,7 @@ def _read_umask() -> int:
 
 UMASK = _read_umask()
 FILE_MODE = 0o666 & ~UMASK  # what huggingface_hub gives blobs
+_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
 class UnsafePathError(OSError):
@@ -35,9 +36,61 @@ def inside(base: str | os.PathLike[str], candidate: str | os.PathLike[str], *, b
     return os.path.realpath(candidate).startswith(root.rstrip(os.sep) + os.sep)
 
 
+def group_shared(folder: str | os.PathLike[str]) -> bool:
+    """Does a group share this folder? Group-writable and setgid (the admin's setup for a team), or group-writable
+    under a umask that keeps group write (002, user-private groups): what we create in it must then serve the group."""
+    try:
+        mode = os.stat(folder).st_mode
+    except OSError:
+        return False
+    return bool(mode & stat.S_IWGRP) and bool(mode & stat.S_ISGID or not UMASK & stat.S_IWGRP)
+
+
+def file_mode(folder: str | os.PathLike[str], mode: int = 0o666) -> int:
+    """The mode for a new file in folder: mode less the umask, plus the owner's read/write for the group where a
+    group shares the folder (a lock file, a ranges record or a ref another member must open or read)."""
+    bits = mode & ~UMASK
+    if group_shared(folder):
+        bits |= (mode & 0o600) >> 3
+    return bits
+
+
+def make_dirs(folder: Path, *, private: bool = False) -> list[Path]:
+    """mkdir -p, where each folder it creates gets its mode set on the descriptor, not left to the umask:
+    0700 when private; in a folder a group shares, group rwx and the parent's setgid (so the next member can add
+    to it); else the umask's. Returns the folders created."""
+    missing = []
+    probe = folder
+    while not os.path.isdir(probe):
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    made = []
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o700 if private else 0o777)
+        except FileExistsError:
+            continue
+        made.append(path)
+        parent = os.stat(path.parent).st_mode
+        if private:
+            mode = 0o700
+        elif parent & stat.S_IWGRP and (parent & stat.S_ISGID or not UMASK & stat.S_IWGRP):
+            mode = (0o777 & ~UMASK) | 0o070 | (parent & stat.S_ISGID)
+        else:
+            continue
+        fd = os.open(path, _O_DIR)  # never chmod through a link someone swapped in since the mkdir
+        try:
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+    return made
+
+
 def real_dir(folder: Path, base: Path) -> Path:
     """Create folder (and parents) under base; refuse when it, or a folder between, is a link leaving base."""
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder)
     if not inside(base, folder) and os.path.realpath(folder) != os.path.realpath(base):
         raise UnsafePathError(errno.EXDEV, f"{folder} leaves {base}")
     if os.path.islink(folder):
@@ -46,14 +99,17 @@ def real_dir(folder: Path, base: Path) -> Path:
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, fsync: bool = False) -> None:
-    """Write to a fresh O_EXCL temp file beside path, then rename over it: readers see old or new, never half."""
+    """Write to a fresh O_EXCL temp file beside path, then rename over it: readers see old or new, never half.
+
+    The mode is set on the descriptor (mkstemp makes 0600): less the umask, plus group read/write where a group
+    shares the folder (file_mode); a private mode (0600) stays private."""
     import tempfile
 
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            os.fchmod(fh.fileno(), mode & ~UMASK)
+            os.fchmod(fh.fileno(), file_mode(path.parent, mode) if mode & 0o066 else mode & ~UMASK)
             if fsync:
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -151,7 +207,14 @@ def private_problem(folder: Path) -> str | None:
     return None
 
 
-def private_dir(folder: Path) -> Path:
-    """Create folder 0700 (parents as usual) and return it."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+def private_dir(folder: Path, root: Path | None = None) -> Path:
+    """Create folder 0700 whatever the umask, with every missing folder from root (default: folder itself) down to
+    it; folders above root are made as usual. mkdir's own mode is masked by the umask (775 under umask 002, which
+    the safety check then refuses), so the mode is set after creation."""
+    top = root if root is not None else folder
+    if not os.path.isdir(top):
+        make_dirs(top.parent)
+    make_dirs(top, private=True)
+    if folder != top:
+        make_dirs(folder, private=True)
     return folder

@@ -18,7 +18,7 @@ from ..cache import Cache
 from ..cache.status import not_available_error
 from ..core import env
 from ..core.text import parse_rate
-from ..errors import DownloadCancelled, Hint, HubUnreachableError, LyricsubError, UsageError
+from ..errors import DownloadCancelled, Hint, HubUnreachableError, LyricsubError, UsageError, local_error
 from ..index import ModelIndex, ModelSpec
 from ..remote.failures import Context, translate
 from ..remote.http import Client, Timeouts
@@ -194,8 +194,12 @@ class ModelDownloader:
         spec = plan.spec
         if run.failure is not None:
             exc = run.failure
-            error = translate(exc, Context(spec.name, spec.repo, spec.revision, getattr(exc, "lyricsub_filename", None),
-                                           self.endpoint, getattr(exc, "lyricsub_attempts", 1)))
+            filename = getattr(exc, "lyricsub_filename", None)
+            error = local_error(exc, model=spec.name, file=filename, cache_dir=self.cache.cache_dir,
+                                state_dir=self.cache.state_dir)  # this machine's disk: exit 4, never a Hub error
+            if error is None:
+                error = translate(exc, Context(spec.name, spec.repo, spec.revision, filename, self.endpoint,
+                                               getattr(exc, "lyricsub_attempts", 1)))
             run.emit("cancelled" if isinstance(error, DownloadCancelled) else "error", None, message=str(error))
             return _failed(spec, error, started, run)
         return self._verified(spec, run, started, plan)

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..cache import Cache
 from ..cache.layout import blobs_dir, lock_path, snapshot_dir
-from ..core.fs import inside, real_dir, regular_file
+from ..cache.locks import BlobLock
+from ..core.fs import inside, regular_file
 from ..errors import DownloadCancelled, Hint
 from ..index import ModelSpec
 from ..remote.failures import is_transient, retry_after
@@ -139,19 +140,14 @@ class FileJob:
                 owner.waiters.append(self)  # the same blob is on its way in this process: wait for it, not for a lock
                 return
             self.engine.owners[self._key] = self
-        from filelock import FileLock, Timeout
-
         cache = self.engine.cache
-        path = lock_path(cache.cache_dir, self.spec.repo, self.fplan.sha256)
-        real_dir(path.parent, cache.cache_dir)
-        self._flock = FileLock(str(path), thread_local=False)  # taken on one connection, released on another
-        try:
-            self._flock.acquire(timeout=0)
-        except Timeout:  # another process fetches it: look again soon, keeping no connection busy
+        lock = BlobLock(lock_path(cache.cache_dir, self.spec.repo, self.fplan.sha256), cache.cache_dir, self.spec.name)
+        if not lock.acquire():  # another process fetches it: look again soon, keeping no connection busy
             with self.engine.owners_lock:
                 self.engine.owners.pop(self._key, None)
             self.engine.later(LOCK_POLL, self, self.begin)
             return
+        self._flock = lock  # taken on one connection, released on another
         if self._placed_meanwhile():
             self.succeed(0)
             return

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..core.fs import atomic_write
+from ..core.fs import atomic_write, private_dir
 from ..errors import LoadError
 
 PUNKT_FILES = ("abbrev_types.txt", "collocations.tab", "ortho_context.tab", "sent_starters.txt")
@@ -60,9 +60,9 @@ def ensure_punkt_tab(dest: Path, language: str = "english", *, allow_empty: bool
         tables = dict.fromkeys(PUNKT_FILES, "")
     except LookupError:
         raise LoadError(f"{PUNKT_PACKAGE} has no Punkt model for '{language}'") from None
-    target.mkdir(parents=True, exist_ok=True)
+    private_dir(target, dest)  # it lives in the state folder: private whatever the umask
     for name, text in tables.items():
-        atomic_write(target / name, text.encode("utf-8"))
+        atomic_write(target / name, text.encode("utf-8"), mode=0o600)
     return dest
 
 

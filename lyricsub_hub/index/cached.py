@@ -55,7 +55,7 @@ def store(index: ModelIndex, data: bytes, state_dir: Path | None) -> None:
     if copy is None or private_problem(copy.parent.parent):
         return
     try:
-        private_dir(copy.parent)
+        private_dir(copy.parent, copy.parent.parent)
         atomic_write(copy, json.dumps(_to_json(index), separators=(",", ":")).encode(), mode=0o600)
     except OSError:
         pass  # a read-only state folder only costs a parse next time

@@ -6,7 +6,6 @@ host (never its query string or credentials) and say what to do next.
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -14,7 +13,6 @@ from typing import cast
 from ..core.text import clean_url
 from ..errors import (
     AccessDeniedError,
-    DiskSpaceError,
     Hint,
     HubError,
     HubTimeoutError,
@@ -100,9 +98,6 @@ TABLE: list[Row] = [
     (lambda e: isinstance(e, ConnectionLost),
      lambda e, c: HubError(f"the download of {c.filename} kept breaking off{_tries(c)}: {e}", model=c.model,
                            hint=Hint.warm(c.model))),
-    (lambda e: isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG),
-     lambda e, c: DiskSpaceError(f"the disk filled up while writing {c.filename}; the bytes already written are kept for "
-                                 "resume", model=c.model, hint=f"free space, then {Hint.warm(c.model)}")),
 ]
 
 

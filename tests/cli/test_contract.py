@@ -12,7 +12,7 @@ from tests.helpers import run_cli
 ENVELOPE = {"schema", "command", "ok", "exit_code", "models", "errors"}
 ERROR = {"code", "model", "message", "hint", "exit_code"}
 MODEL = {"name", "status", "path", "family", "repo", "revision", "pinned", "expected_bytes", "present_bytes",
-         "resumable_bytes", "files"}
+         "resumable_bytes", "cache", "files"}
 FILE = {"name", "state", "size", "expected_size", "sha256", "checked", "detail"}
 EVENT = {"schema", "command", "event", "model", "file", "bytes_done", "bytes_total", "model_bytes_done",
          "model_bytes_total", "speed", "eta", "message", "time"}

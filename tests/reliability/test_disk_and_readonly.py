@@ -131,7 +131,7 @@ def test_warm_into_a_read_only_cache_fails_in_one_line(hub, warmed, cache_dir, r
     ro = read_only(cache_dir)
     before = tree_listing(ro)
     proc = run_cli(*warm_args(hub.endpoint, index, "whisper:cold", cache_dir=ro))
-    assert_clean_failure(proc.returncode, proc.stdout, proc.stderr, (1, 3, 4), "whisper:cold", "Read-only file system")
+    assert_clean_failure(proc.returncode, proc.stdout, proc.stderr, (4,), "whisper:cold", "Read-only file system")
     assert tree_listing(ro) == before
     ok = run_cli(*warm_args(hub.endpoint, index, NAME, cache_dir=ro))  # an available model warms with no write at all
     assert ok.returncode == 0 and "fetched 0 B" in ok.stdout, ok.stderr
