@@ -73,8 +73,10 @@ class ModelManager:
         state_dir: str | os.PathLike[str] | None = None,
         endpoint: str | None = None,
         token: str | None = None,
+        site_caches: Iterable[str | os.PathLike[str]] | None = None,
     ) -> None:
-        self.cache = Cache.at(cache_dir, state_dir)
+        """site_caches: read-only caches under cache_dir (default: $LYRICSUB_SITE_CACHE); never written."""
+        self.cache = Cache.at(cache_dir, state_dir, site_caches)
         self.index = index if isinstance(index, ModelIndex) else load_index(index, state_dir=self.cache.state_dir)
         self.endpoint = endpoint
         self._token = token

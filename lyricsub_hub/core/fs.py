@@ -56,9 +56,11 @@ def file_mode(folder: str | os.PathLike[str], mode: int = 0o666) -> int:
 
 
 def make_dirs(folder: Path, *, private: bool = False) -> list[Path]:
-    """mkdir -p, where each folder it creates gets its mode set on the descriptor, not left to the umask:
+    """mkdir -p, where each folder it creates appears with its final mode, never the umask's for a moment:
     0700 when private; in a folder a group shares, group rwx and the parent's setgid (so the next member can add
-    to it); else the umask's. Returns the folders created."""
+    to it); else the umask's. A folder is made under a temporary name, given its mode through its descriptor and
+    renamed into place, so a thread or member creating the same path never sees (or builds on) a half-set one.
+    Returns the folders created."""
     missing = []
     probe = folder
     while not os.path.isdir(probe):
@@ -68,24 +70,46 @@ def make_dirs(folder: Path, *, private: bool = False) -> list[Path]:
         probe = probe.parent
     made = []
     for path in reversed(missing):
-        try:
-            os.mkdir(path, 0o700 if private else 0o777)
-        except FileExistsError:
-            continue
-        made.append(path)
         parent = os.stat(path.parent).st_mode
         if private:
             mode = 0o700
         elif parent & stat.S_IWGRP and (parent & stat.S_ISGID or not UMASK & stat.S_IWGRP):
             mode = (0o777 & ~UMASK) | 0o070 | (parent & stat.S_ISGID)
         else:
+            try:
+                os.mkdir(path)
+                made.append(path)
+            except FileExistsError:
+                pass
             continue
-        fd = os.open(path, _O_DIR)  # never chmod through a link someone swapped in since the mkdir
+        if _mkdir_with_mode(path, mode):
+            made.append(path)
+    return made
+
+
+def _mkdir_with_mode(path: Path, mode: int) -> bool:
+    import threading
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident():x}.mkdir")
+    os.mkdir(tmp, 0o700)
+    try:
+        fd = os.open(tmp, _O_DIR)  # never chmod through a link someone swapped in since the mkdir
         try:
             os.fchmod(fd, mode)
         finally:
             os.close(fd)
-    return made
+        if os.path.isdir(path):
+            raise FileExistsError(errno.EEXIST, "made meanwhile", os.fspath(path))
+        os.rename(tmp, path)  # onto a name made meanwhile: EEXIST/ENOTEMPTY, or an empty one replaced by ours
+    except OSError as exc:
+        try:
+            os.rmdir(tmp)
+        except OSError:
+            pass
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY) and os.path.isdir(path):
+            return False
+        raise
+    return True
 
 
 def real_dir(folder: Path, base: Path) -> Path:
