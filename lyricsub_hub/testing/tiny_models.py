@@ -40,6 +40,72 @@ WAV2VEC2_EN_VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|", "E", "T", "A", "O", "
 
 from ..families.signals import speech_like, speech_like_stereo  # noqa: E402,F401  (re-exported for tests)
 
+# The real repos' file names, as the shipped model_index.yaml pins them (tests/families/test_tiny_models.py compares):
+# each tiny model carries exactly these, whichever transformers, CTranslate2 or torch version built it.
+STANDS_FOR = {"demucs-htdemucs": "demucs:htdemucs", "whisper-tiny": "whisper:large-v3", "whisper-tiny.en": "whisper:tiny.en",
+              "align-en": "align:en", "diarize-community-1": "diarize:community-1"}
+DEMUCS_SIGNATURES = {"htdemucs": "955717e8"}  # the weights file adefossez/HTDemucs's htdemucs.yaml names
+REPO_FILES: dict[str, tuple[str, ...]] = {
+    "demucs-htdemucs": ("htdemucs.yaml", "955717e8.safetensors"),
+    "whisper-tiny": ("config.json", "model.bin", "preprocessor_config.json", "tokenizer.json", "vocabulary.json"),
+    "whisper-tiny.en": ("config.json", "model.bin", "tokenizer.json", "vocabulary.txt"),
+    "align-en": ("config.json", "preprocessor_config.json", "tokenizer_config.json", "vocab.json",
+                 "special_tokens_map.json", "model.safetensors"),
+    "diarize-community-1": ("config.yaml", "segmentation/pytorch_model.bin", "embedding/pytorch_model.bin",
+                            "plda/plda.npz", "plda/xvec_transform.npz"),
+}
+_SPECIAL_TOKENS = ("bos_token", "eos_token", "unk_token", "pad_token")
+
+
+def conform(out: Path, names: tuple[str, ...]) -> Path:
+    """Give a built folder exactly the real repo's file names, whatever version of a library wrote it.
+
+    transformers 5 saves a processor's feature extractor inside processor_config.json (the repos keep
+    preprocessor_config.json) and may fold special_tokens_map.json into tokenizer_config.json; CTranslate2 writes
+    vocabulary.json where older repos keep vocabulary.txt (it reads either). Anything else a library adds is
+    removed; a name still missing afterwards is an error here, not a confusing load failure later.
+    """
+    expected = set(names)
+    processor, preprocessor = out / "processor_config.json", out / "preprocessor_config.json"
+    if "preprocessor_config.json" in expected and not preprocessor.exists() and processor.exists():
+        data = json.loads(processor.read_text(encoding="utf-8"))
+        extractor = data.get("feature_extractor")
+        if isinstance(extractor, dict):
+            fields = {k: v for k, v in extractor.items() if not k.startswith("_")}
+            if data.get("processor_class"):
+                fields["processor_class"] = data["processor_class"]
+            _write_json(preprocessor, dict(sorted(fields.items())))
+    tokenizer_config, special = out / "tokenizer_config.json", out / "special_tokens_map.json"
+    if "special_tokens_map.json" in expected and not special.exists() and tokenizer_config.exists():
+        config = json.loads(tokenizer_config.read_text(encoding="utf-8"))
+        tokens = {k: v.get("content") if isinstance(v, dict) else v for k, v in config.items() if k in _SPECIAL_TOKENS}
+        _write_json(special, {k: v for k, v in sorted(tokens.items()) if isinstance(v, str)})
+    for want, have in (("vocabulary.txt", "vocabulary.json"), ("vocabulary.json", "vocabulary.txt")):
+        if want in expected and not (out / want).exists() and (out / have).exists():
+            _convert_vocabulary(out / have, out / want)
+    for path in sorted(out.rglob("*"), reverse=True):
+        name = path.relative_to(out).as_posix()
+        if path.is_file() and name not in expected:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    missing = sorted(n for n in expected if not (out / n).is_file())
+    if missing:
+        raise RuntimeError(f"{out.name}: the real repo has {', '.join(missing)}, which this build did not write")
+    return out
+
+
+def _convert_vocabulary(source: Path, target: Path) -> None:
+    """CTranslate2's vocabulary.json (a JSON list) <-> vocabulary.txt (one token a line), same tokens, same order."""
+    if source.suffix == ".json":
+        tokens = json.loads(source.read_text(encoding="utf-8"))
+        if any("\n" in t or "\r" in t for t in tokens):
+            raise RuntimeError(f"{source.name}: a token holds a line break; it cannot be written as {target.name}")
+        target.write_text("".join(f"{t}\n" for t in tokens), encoding="utf-8")
+    else:
+        _write_json(target, source.read_text(encoding="utf-8").splitlines())
+
+
 # --------------------------------------------------------------------------- helpers
 
 def _seed_everything() -> None:
@@ -116,14 +182,14 @@ def make_demucs(out: Path, name: str = "htdemucs") -> Path:
     kwargs = demucs_kwargs()
     model = HTDemucs(**kwargs)
     encoded_kwargs = json.dumps(_encode_json(kwargs), sort_keys=True)
-    sig = hashlib.sha256(f"tiny-{name}-{SEED}-{encoded_kwargs}".encode()).hexdigest()[:8]
+    sig = DEMUCS_SIGNATURES.get(name) or hashlib.sha256(f"tiny-{name}-{SEED}-{encoded_kwargs}".encode()).hexdigest()[:8]
     tensors = {key: value.detach().contiguous().clone() for key, value in model.state_dict().items()}
     metadata = {"klass": "demucs.htdemucs.HTDemucs", "args": "[]", "kwargs": encoded_kwargs}
     path = out / f"{sig}.safetensors"
     save_file(tensors, str(path), metadata=metadata)
     _sort_safetensors_metadata(path)
     (out / f"{name}.yaml").write_text(f"models: ['{sig}']\n", encoding="utf-8")
-    return out
+    return conform(out, REPO_FILES["demucs-htdemucs"]) if name == "htdemucs" else out
 
 
 # --------------------------------------------------------------------------- whisper
@@ -264,7 +330,7 @@ def make_whisper(out: Path, *, multilingual: bool = True) -> Path:
             str(hf_dir), copy_files=["tokenizer.json", "preprocessor_config.json"]
         )
         converter.convert(str(out), force=True)
-    return out
+    return conform(out, REPO_FILES["whisper-tiny" if multilingual else "whisper-tiny.en"])
 
 
 # --------------------------------------------------------------------------- wav2vec2
@@ -305,7 +371,7 @@ def make_wav2vec2(out: Path) -> Path:
     )
     model = Wav2Vec2ForCTC(config).eval()
     model.save_pretrained(str(out), safe_serialization=True)
-    return out
+    return conform(out, REPO_FILES["align-en"])
 
 
 # --------------------------------------------------------------------------- pyannote
@@ -441,7 +507,7 @@ def make_diarization(out: Path) -> Path:
     )
     _save_pyannote_checkpoint(embedding.eval(), out / "embedding" / "pytorch_model.bin")
     _write_plda(out / "plda", embedding_dim=32, lda_dim=16)
-    return out
+    return conform(out, REPO_FILES["diarize-community-1"])
 
 
 # --------------------------------------------------------------------------- CLI

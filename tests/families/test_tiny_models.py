@@ -107,6 +107,70 @@ def test_wav2vec2_layout(made: dict[str, Path]) -> None:
     assert {"config.json", "model.safetensors", "preprocessor_config.json", "vocab.json", "tokenizer_config.json"} <= names
 
 
+@pytest.mark.parametrize("folder", sorted(tm.MAKERS))
+def test_each_tiny_model_carries_exactly_the_real_repos_file_names(made: dict[str, Path], folder: str) -> None:
+    """What model_index.yaml pins for the repo a tiny model stands for is what the tiny model holds."""
+    from lyricsub_hub.index import load_index
+    from tests.helpers import ROOT
+
+    spec = load_index(ROOT / "model_index.yaml").models[tm.STANDS_FOR[folder]]
+    pinned = sorted(f.name for f in spec.files)
+    assert sorted(_digests(made[folder])) == pinned
+    assert sorted(tm.REPO_FILES[folder]) == pinned
+
+
+def test_the_catalog_publishes_each_tiny_model_under_the_repo_it_stands_for() -> None:
+    from lyricsub_hub.index import load_index
+    from lyricsub_hub.testing.catalog import TINY
+    from tests.helpers import ROOT
+
+    index = load_index(ROOT / "model_index.yaml")
+    for name, tiny in TINY.items():
+        assert tm.STANDS_FOR[tiny.folder] == name
+        assert index.models[name].repo == tiny.repo
+
+
+def test_a_transformers_5_processor_layout_is_normalised(made: dict[str, Path], tmp_path: Path, mocker) -> None:
+    """transformers 5 saves the feature extractor inside processor_config.json (4.57 does the same with
+    legacy_serialization=False, so the case is built for real here): the tiny model still has the repo's names,
+    the same bytes as a legacy save, and loads."""
+    from transformers import Wav2Vec2Processor
+
+    real = Wav2Vec2Processor.save_pretrained
+
+    def as_v5(self, directory, **kwargs):  # type: ignore[no-untyped-def]
+        return real(self, directory, **{**kwargs, "legacy_serialization": False})
+
+    spy = mocker.patch.object(Wav2Vec2Processor, "save_pretrained", autospec=True, side_effect=as_v5)
+    written: list[str] = []
+    real_conform = tm.conform
+    mocker.patch.object(tm, "conform", side_effect=lambda out, names: (written.extend(sorted(_digests(out))),
+                                                                       real_conform(out, names))[1])
+    folder = tm.make_wav2vec2(tmp_path / "align-en")
+    spy.assert_called_once()
+    assert "processor_config.json" in written and "preprocessor_config.json" not in written  # the v5 layout, built
+    assert _digests(folder) == _digests(made["align-en"])
+    processor = Wav2Vec2Processor.from_pretrained(str(folder), local_files_only=True)
+    assert processor.feature_extractor.sampling_rate == 16000
+
+
+def test_conform_names_what_a_build_did_not_write(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "extra.json").write_text("{}")
+    with pytest.raises(RuntimeError, match=r"the real repo has model.bin, which this build did not write"):
+        tm.conform(tmp_path, ("config.json", "model.bin"))
+    assert not (tmp_path / "extra.json").exists()
+
+
+def test_vocabulary_txt_and_json_hold_the_same_tokens(made: dict[str, Path], tmp_path: Path) -> None:
+    tokens = (made["whisper-tiny.en"] / "vocabulary.txt").read_text(encoding="utf-8").splitlines()
+    assert len(tokens) > 256 and "<|endoftext|>" in tokens
+    tm._convert_vocabulary(made["whisper-tiny.en"] / "vocabulary.txt", tmp_path / "vocabulary.json")
+    import json
+
+    assert json.loads((tmp_path / "vocabulary.json").read_text(encoding="utf-8")) == tokens
+
+
 def test_diarization_layout_matches_community_1(made: dict[str, Path]) -> None:
     folder = made["diarize-community-1"]
     assert sorted(_digests(folder)) == [
