@@ -521,3 +521,54 @@ def test_cli_load_whisper_without_cublas(mocker: Any, warmed: dict[str, Path], m
     assert out == "" and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("lyricsub-hub: whisper:large-v3: CTranslate2 ")
     assert "needs libcublasLt.so.12 and libcublas.so.12" in err and "pip install nvidia-cublas-cu12" in err
+
+
+# --------------------------------------------------------------------------- scripts/gpu_check.py: ours, or the machine's
+
+def gpu_check_script() -> Any:
+    import importlib.util
+
+    from tests.helpers import ROOT
+
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "scripts" / "gpu_check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_rows_keep_the_machines_stack_apart_from_our_code(mocker: Any, warmed: dict[str, Path],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """whisper cannot run (no libcublas.so.12): its row says why in load's words, cause "stack". demucs loads but
+    (faked) ends up on the CPU, not cuda:0: that is ours, cause "code". The summary and exit code keep them apart."""
+    from tests.families.gpu_stack import fake_cdll, no_wheels
+
+    script = gpu_check_script()
+    fake_gpus(mocker, 1, capability=(9, 0), cuda_libs=False)
+    fake_cdll(mocker, present=())
+    no_wheels(monkeypatch)
+    for call in ("synchronize", "empty_cache", "reset_peak_memory_stats"):
+        mocker.patch(f"torch.cuda.{call}")
+    mocker.patch("torch.cuda.max_memory_allocated", return_value=0)
+    from demucs.apply import BagOfModels
+
+    spy_to(mocker, BagOfModels)
+    mgr = manager(warmed)
+    whisper = script.measure(mgr, "whisper:large-v3", "cuda")
+    with pytest.raises(GpuStackError) as info:
+        mgr.load("whisper:large-v3", device="cuda")
+    assert (whisper["ok"], whisper["cause"], whisper["error"]) == (False, "stack", info.value.message)
+    assert whisper["lacks"] == ["libcublasLt.so.12", "libcublas.so.12"]
+    demucs = script.measure(mgr, "demucs:htdemucs", "cuda")
+    assert (demucs["ok"], demucs["cause"]) == (False, "code")
+    assert demucs["error"].startswith("LoadedModel.device says cpu, expected cuda:0")
+    table = script.table([demucs, whisper])
+    assert f"CANNOT RUN HERE: {info.value.message}" in table and "NO: LoadedModel.device says cpu" in table
+    lines, code = script.summary([demucs, whisper])
+    assert code == 1
+    assert lines[0].startswith("our code failed: demucs:htdemucs on cuda: LoadedModel.device says cpu")
+    assert lines[1] == ("the machine's stack lacks: libcublasLt.so.12 (for whisper:large-v3); libcublas.so.12 (for "
+                        "whisper:large-v3)")
+    assert script.summary([whisper]) == ([
+        "our code failed: nowhere", lines[1]], 2)
+    assert script.summary([]) == (["our code failed: nowhere", "the machine's stack lacks: nothing these families need"], 0)
