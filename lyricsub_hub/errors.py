@@ -114,6 +114,18 @@ class HubUnreachableError(HubError):
     code = "unreachable"
 
 
+class ProxyRouteError(HubUnreachableError):
+    """The proxy refused the credentials, cannot be reached, or cannot reach the Hub: named with its variable."""
+
+    code = "proxy"
+
+
+class UntrustedCertificateError(HubUnreachableError):
+    """TLS verification failed (a private CA not configured), or a CA variable names no file."""
+
+    code = "certificate"
+
+
 class RemoteNotFoundError(HubError, LookupError):
     """The repo, revision or file does not exist on the Hub."""
 

@@ -21,7 +21,7 @@ from ..core.text import parse_rate
 from ..errors import DownloadCancelled, Hint, HubUnreachableError, LyricsubError, UsageError, local_error
 from ..index import ModelIndex, ModelSpec
 from ..remote.failures import Context, translate
-from ..remote.http import Client, Timeouts
+from ..remote.http import Client, Timeouts, TransferError
 from ..remote.ratelimit import RateLimiter
 from .execute import Engine, RetryPolicy
 from .plan import DiskPlan, ModelPlan, disk_plan, plan_model
@@ -221,7 +221,10 @@ class ModelDownloader:
         if self._reach is None:
             from ..remote.reach import unreachable_reason
 
-            self._reach = unreachable_reason(self.endpoint) or ""
+            try:
+                self._reach = unreachable_reason(self.endpoint) or ""
+            except TransferError as exc:  # the proxy or TLS trust: named by its cause, never retried
+                raise translate(exc, Context(model, "", None, None, self.endpoint)) from None
         if self._reach:
             from ..core.text import clean_url
 

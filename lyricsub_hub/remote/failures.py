@@ -6,6 +6,7 @@ host (never its query string or credentials) and say what to do next.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -18,9 +19,23 @@ from ..errors import (
     HubTimeoutError,
     HubUnreachableError,
     LyricsubError,
+    ProxyRouteError,
     RemoteNotFoundError,
+    UntrustedCertificateError,
 )
-from .http import BadAnswer, BadBytes, ConnectionLost, HttpStatus, NoFirstByte, TooSlow, TransferError, _host
+from .http import (
+    BadAnswer,
+    BadBytes,
+    ConnectionLost,
+    HttpStatus,
+    NoFirstByte,
+    ProxyFailure,
+    RouteFailure,
+    TooSlow,
+    TransferError,
+    TrustFailure,
+    _host,
+)
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -61,6 +76,10 @@ def _tries(ctx: Context) -> str:
 Row = tuple[Callable[[BaseException], bool], Callable[[BaseException, Context], LyricsubError]]
 TABLE: list[Row] = [
     (lambda e: isinstance(e, LyricsubError), lambda e, c: cast(LyricsubError, e)),
+    (lambda e: isinstance(e, ProxyFailure),
+     lambda e, c: ProxyRouteError(f"{e}{_tries(c)}", model=c.model, hint=_fix(cast(RouteFailure, e), c))),
+    (lambda e: isinstance(e, TrustFailure),
+     lambda e, c: UntrustedCertificateError(str(e), model=c.model, hint=_fix(cast(RouteFailure, e), c))),
     (lambda e: isinstance(e, HttpStatus) and _code(e) == "GatedRepo",
      lambda e, c: AccessDeniedError(f"{c.repo} is gated: accept its terms at {c.endpoint}/{c.repo} and set HF_TOKEN to a "
                                     "token of that account", model=c.model, hint=f"HF_TOKEN=<your token> {Hint.warm(c.model)}")),
@@ -99,6 +118,15 @@ TABLE: list[Row] = [
      lambda e, c: HubError(f"the download of {c.filename} kept breaking off{_tries(c)}: {e}", model=c.model,
                            hint=Hint.warm(c.model))),
 ]
+
+
+def _fix(exc: RouteFailure, c: Context) -> str:
+    """A variable to set goes before the command; words go before ", then"."""
+    if not exc.fix:
+        return Hint.warm(c.model)
+    if re.fullmatch(r"[A-Z_]+=\S+", exc.fix):
+        return f"{exc.fix} {Hint.warm(c.model)}"
+    return f"{exc.fix}, then {Hint.warm(c.model)}"
 
 
 def _entry_not_found(c: Context) -> LyricsubError:

@@ -13,9 +13,8 @@ What it decides, and huggingface_hub's own session would not let us decide:
 
 from __future__ import annotations
 
-import os
+import re
 import socket
-import ssl
 import threading
 import time
 from collections import deque
@@ -26,6 +25,7 @@ from urllib.parse import urljoin, urlsplit
 
 from ..core.text import clean_url
 from .ratelimit import RateLimiter
+from .route import Proxy, Trust, proxy_for, trust
 
 READ_SIZE = 1 << 18  # 256 KiB: what a dropped connection can cost, and the progress granularity
 USER_AGENT = "lyricsub-hub/0.2 (huggingface_hub-compatible cache)"
@@ -74,6 +74,24 @@ class BadAnswer(TransferError):
 
 class BadBytes(TransferError):
     """The bytes received do not hash to the pin: worth one more try from scratch."""
+
+
+class RouteFailure(TransferError):
+    """The way to the host is wrong in a way no retry mends (the proxy, TLS trust); `fix` says what to change."""
+
+    transient = False
+
+    def __init__(self, message: str, *, url: str = "", fix: str | None = None) -> None:
+        super().__init__(message, url=url)
+        self.fix = fix
+
+
+class ProxyFailure(RouteFailure):
+    """The proxy refused the credentials, could not be reached, or cannot be used here (SOCKS without PySocks)."""
+
+
+class TrustFailure(RouteFailure):
+    """The host's certificate chain is not trusted, or a CA variable names no file."""
 
 
 class Cancelled(Exception):
@@ -128,16 +146,8 @@ class Client:
         self.limiter = limiter
         self._origin = origin(self.endpoint)
         kw: dict[str, Any] = {"num_pools": 16, "maxsize": max(1, connections), "block": False, "retries": False}
-        ca = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
-        if ca:
-            kw["ca_certs"] = ca
-        else:
-            try:
-                import certifi
-
-                kw["ca_certs"] = certifi.where()
-            except ImportError:
-                kw["ssl_context"] = ssl.create_default_context()
+        self.trust = trust()
+        kw.update(self.trust.pool_kwargs())
         self._kw = kw
         self._direct = urllib3.PoolManager(**kw)
         self._proxies: dict[str, Any] = {}
@@ -214,32 +224,89 @@ class Client:
         import urllib3
 
         timeout = urllib3.Timeout(connect=self.timeouts.connect, read=read_timeout)
+        proxy = proxy_for(url)
+        if url.lower().startswith("https:") and self.trust.problem:
+            raise TrustFailure(self.trust.problem, url=url, fix=f"point {self.trust.variable} at your CA bundle (a PEM "
+                               f"file), or unset it")
         try:
-            return self._manager(url).request(method, url, headers=headers, redirect=False, retries=False,
-                                              preload_content=False, decode_content=False, timeout=timeout)
+            resp = self._manager(proxy).request(method, url, headers=headers, redirect=False, retries=False,
+                                                preload_content=False, decode_content=False, timeout=timeout)
         except urllib3.exceptions.ReadTimeoutError:  # connected: a slow server (a mirror busy upstream), not an unreachable one
             if "Range" in headers:
                 raise NoFirstByte(f"{_host(url)} sent no answer to a ranged request within {read_timeout:g}s",
                                   url=url) from None
             raise NoFirstByte(f"{_host(url)} accepted the connection but sent no answer within {read_timeout:g}s",
                               url=url) from None
+        except urllib3.exceptions.ProxyError as exc:
+            raise _proxy_failure(exc, proxy, url) from None
+        except urllib3.exceptions.SSLError as exc:
+            raise _tls_failure(exc, url, self.trust) from None
         except urllib3.exceptions.HTTPError as exc:
             raise ConnectionLost(_reason(exc, url), url=url) from None
+        if proxy is not None and resp.status == 407:  # a plain-http request the proxy itself answered
+            resp.drain_conn()
+            resp.release_conn()
+            raise _refused(proxy, url)
+        return resp
 
-    def _manager(self, url: str) -> Any:
-        """Direct, or through the proxy HTTPS_PROXY/HTTP_PROXY name (NO_PROXY respected), as requests does."""
-        from urllib.request import getproxies, proxy_bypass
-
-        scheme, host, _ = origin(url)
-        proxy = getproxies().get(scheme)
-        if not proxy or proxy_bypass(host):
+    def _manager(self, proxy: Proxy | None) -> Any:
+        """Direct, or through the proxy the environment names for this URL (as requests chooses it)."""
+        if proxy is None:
             return self._direct
         with self._lock:
-            if proxy not in self._proxies:
-                import urllib3
+            if proxy.url not in self._proxies:
+                self._proxies[proxy.url] = proxy.manager(self._kw)
+            return self._proxies[proxy.url]
 
-                self._proxies[proxy] = urllib3.ProxyManager(proxy, **self._kw)
-            return self._proxies[proxy]
+
+def _refused(proxy: Proxy, url: str) -> ProxyFailure:
+    if proxy.username:
+        return ProxyFailure(f"the proxy at {proxy.address} refused the credentials (407) that {proxy.variable} gives "
+                            f"(user {proxy.username})", url=url,
+                            fix=f"put the right USER:PASSWORD@ before {proxy.address} in {proxy.variable}, "
+                                "percent-encoding @ : % in them")
+    return ProxyFailure(f"the proxy at {proxy.address} (from {proxy.variable}) asks for credentials (407) and none "
+                        "are set", url=url, fix=f"put USER:PASSWORD@ before {proxy.address} in {proxy.variable}")
+
+
+def _proxy_failure(exc: BaseException, proxy: Proxy | None, url: str) -> TransferError:
+    """urllib3 wraps both a dead proxy and a refused CONNECT in ProxyError; the text says which."""
+    if proxy is None:  # cannot happen: urllib3 raises ProxyError only through a proxy
+        return ConnectionLost(_reason(exc, url), url=url)
+    text = str(exc)
+    status = re.search(r"Tunnel connection failed: (\d{3})", text)
+    target = urlsplit(url).netloc.rpartition("@")[2]
+    if status and status[1] == "407":
+        return _refused(proxy, url)
+    if status:
+        code = int(status[1])
+        failure = ProxyFailure(f"the proxy at {proxy.address} (from {proxy.variable}) could not open a tunnel to "
+                               f"{target} ({code} from the proxy)", url=url,
+                               fix=f"check that the proxy may reach {target}, or add it to NO_PROXY if it is reachable "
+                                   "directly")
+        failure.transient = code in (502, 503, 504)  # the proxy's own way out may come back
+        return failure
+    why = _reason(exc, url).split(" (")[0]
+    if why.startswith(("ProxyError", "NewConnectionError", "MaxRetryError")):
+        why = "no connection"
+    return ProxyFailure(f"cannot connect to the proxy at {proxy.address} (from {proxy.variable}): {why}", url=url,
+                        fix=f"check {proxy.variable}, or unset it where the Hub is reachable "
+                            "directly")
+
+
+def _tls_failure(exc: BaseException, url: str, trusted: Trust) -> TransferError:
+    text = str(exc)
+    target = urlsplit(url).netloc.rpartition("@")[2]
+    if "CERTIFICATE_VERIFY_FAILED" not in text and "certificate verify failed" not in text.lower():
+        return ConnectionLost(f"TLS with {target} failed ({_reason(exc, url)})", url=url)
+    detail = re.search(r"certificate verify failed: ([^(]+?)(?: \(_ssl|\)|$)", text)
+    why = (detail[1].strip() if detail else "certificate verify failed")[:120]
+    if "mismatch" in why.lower() or "not valid for" in why.lower():
+        return TrustFailure(f"the TLS certificate of {target} is not valid for that name ({why})", url=url,
+                            fix="use the host name the certificate names in HF_ENDPOINT")
+    return TrustFailure(f"the TLS certificate chain of {target} is not trusted ({why}; verified against "
+                        f"{trusted.source}): set REQUESTS_CA_BUNDLE, SSL_CERT_FILE or CURL_CA_BUNDLE to a CA bundle "
+                        "that holds its root", url=url, fix="REQUESTS_CA_BUNDLE=/path/to/company-ca.pem")
 
 
 class Stream:
