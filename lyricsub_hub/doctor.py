@@ -42,7 +42,7 @@ _NLTK_DEFAULTS = ("~/nltk_data", "{prefix}/nltk_data", "{prefix}/share/nltk_data
 @dataclass(frozen=True)
 class Finding:
     check: str  # stable: index, cache, locks, state, versions, libraries, cuda, gpu, offline, telemetry, nltk,
-    #             endpoint, token, access, model, downloads
+    #             endpoint, token, network, access, model, downloads
     level: Level
     message: str
     hint: str | None = None  # the command (or setting) that fixes it
@@ -98,8 +98,8 @@ def examine(index: ModelIndex | str | os.PathLike[str] | None = None, *, cache_d
     cuda = _cuda(versions)
     findings += [_versions(versions), _libraries(selected, versions), cuda, *_gpu_stack(selected, cuda)]
     findings += [_offline(environ), _telemetry(environ, versions), _punkt(selected, environ, cache.state_dir, versions)]
-    reach = _endpoint(url, offline, timeout)
-    findings += [reach, _token(token, selected)]
+    reach, network = _endpoint(url, offline, timeout)
+    findings += [reach, _token(token, selected), network]
     if not offline and reach.level == "ok":
         findings += [_access(url, envmod.token(token), spec, timeout) for spec in selected if spec.gated and spec.pinned]
     findings += model_findings
@@ -449,18 +449,57 @@ def _punkt(selected: list[ModelSpec], environ: Mapping[str, str], state_dir: Pat
 
 
 # -- the network: endpoint, token, gated access -------------------------------------------------------------
-def _endpoint(url: str, offline: bool, timeout: float) -> Finding:
+def _endpoint(url: str, offline: bool, timeout: float) -> tuple[Finding, Finding]:
+    """The endpoint probed along the route downloads take, and a "network" finding that says what that route is."""
+    from .remote.failures import Context, translate
+    from .remote.http import RouteFailure
     from .remote.reach import unreachable_reason
 
     shown = clean_url(url)
+    network = _network(url)
     if offline:
-        return Finding("endpoint", "ok", f"{shown}: not probed (offline)", details={"url": shown, "reachable": None})
-    reason = unreachable_reason(url, timeout)
+        return (Finding("endpoint", "ok", f"{shown}: not probed (offline)", details={"url": shown, "reachable": None}),
+                network)
+    try:
+        reason = unreachable_reason(url, timeout)
+    except RouteFailure as exc:
+        error = translate(exc, Context("", "", None, None, url))
+        words = redact(error.message)
+        return (Finding("endpoint", "warning", f"{shown} cannot be reached: {words}", exc.fix,
+                        details={"url": shown, "reachable": False}),
+                Finding("network", "warning", f"{network.message}; the route fails: {words}", exc.fix,
+                        details={**network.details, "route_ok": False, "cause": type(exc).__name__}))
     if reason:
-        return Finding("endpoint", "warning", f"{shown} cannot be reached ({reason}): cached models still load; warm "
-                       "and verify --repair cannot fetch", "check the network or proxy, or set HF_ENDPOINT to a mirror",
-                       details={"url": shown, "reachable": False})
-    return Finding("endpoint", "ok", f"{shown} is reachable", details={"url": shown, "reachable": True})
+        return (Finding("endpoint", "warning", f"{shown} cannot be reached ({reason}): cached models still load; warm "
+                        "and verify --repair cannot fetch", "check the network or proxy, or set HF_ENDPOINT to a mirror",
+                        details={"url": shown, "reachable": False}),
+                Finding("network", "warning", f"{network.message}; the route fails: {reason}",
+                        "check the network or proxy, or set HF_ENDPOINT to a mirror",
+                        details={**network.details, "route_ok": False, "cause": "unreachable"}))
+    return (Finding("endpoint", "ok", f"{shown} is reachable", details={"url": shown, "reachable": True}),
+            Finding("network", "ok", f"{network.message}; the route works", details={**network.details, "route_ok": True}))
+
+
+def _network(url: str) -> Finding:
+    """Which proxy applies to the endpoint (from which variable; never its credentials) and which roots verify TLS."""
+    from urllib.parse import urlsplit
+
+    from .remote.route import proxy_for, trust
+
+    host = urlsplit(url).hostname or url
+    proxy = proxy_for(url)
+    if proxy is not None:
+        user = f", as user {proxy.username}" if proxy.username else ""
+        route = f"through the proxy at {proxy.address} (from {proxy.variable}{user})"
+    elif any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
+        route = f"direct: NO_PROXY excludes {host}"
+    else:
+        route = "direct (no proxy variable is set)"
+    roots = trust()
+    tls = f"TLS verified against {roots.source}" if url.lower().startswith("https:") else "plain http (no TLS)"
+    details = {"proxy": proxy.shown if proxy else None, "variable": proxy.variable if proxy else None,
+               "ca": roots.source, "ca_problem": roots.problem}
+    return Finding("network", "ok", f"{clean_url(url)}: {route}; {tls}", details=details)
 
 
 def _token(explicit: str | None, selected: list[ModelSpec]) -> Finding:

@@ -259,3 +259,28 @@ def test_snapshot_download_reference(case: Case, net: Net, tmp_path: Path, monke
         assert error is not None, differs
     if not differs:
         _check_route(net, case, since, 0)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_doctor_network_finding(case: Case, net: Net, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """doctor says which way the download goes, and is right about whether it works."""
+    from lyricsub_hub.doctor import examine
+
+    env = _route_env(monkeypatch, net, case)
+    report = examine(net.index, cache_dir=tmp_path / "cache", endpoint=net.endpoint(case.endpoint), probe_timeout=2)
+    (network,) = [f for f in report.findings if f.check == "network"]
+    if case.fails is None:
+        assert network.level == "ok", network.message
+        assert network.details["route_ok"] is True
+    else:
+        assert network.level == "warning" and _words(case, net) in network.message, network.message
+        assert network.hint
+    if case.via is not None:
+        variable = next(name for name in env if name.lower().endswith("_proxy") and name.lower() != "no_proxy")
+        assert network.details["variable"] == variable and f"(from {variable}" in network.message, network.message
+    elif not case.fails:
+        assert network.details["proxy"] is None and "direct" in network.message, network.message
+    if case.endpoint.startswith("https"):
+        assert network.details["ca"] in network.message
+    shown = " ".join(f"{f.message} {f.hint} {f.details}" for f in report.findings)
+    assert not any(secret in shown for secret in SECRETS)
