@@ -29,6 +29,7 @@ bs.isolate()  # HF_* variables and an isolated HF_HOME, before anything can impo
 
 from bench_capped import fig_model, fig_one_file, fig_rate_cap, fig_split  # noqa: E402
 from bench_cli import fig_cli_startup  # noqa: E402
+from bench_proxy import fig_proxy  # noqa: E402
 from bench_render import Reliability, Row, ratio, render  # noqa: E402
 from bench_support import GIB, MIB, PY, ROOT, SCRIPTS, WORK, blob, child_env, interleave, median, ms  # noqa: E402
 from bench_transfer import fig_download, fig_memory  # noqa: E402
@@ -525,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
             step("E command start-up", lambda: fig_cli_startup(hub, wc.cache, wc.state, wc.models[0], plan))
             step("F split threshold", lambda: fig_split(hub, plan))
             step("G bundles", lambda: fig_bundles(plan))
+            step("P through a proxy", lambda: fig_proxy(hub, plan))
             assert not hub.errors, hub.errors[:1]
     finally:
         bs.remove(WORK)
