@@ -194,13 +194,14 @@ def check_ctranslate2(*, version: str | None = None, capability: tuple[int, int]
                            fix=f"{install}, or a torch built for CUDA {major}, or use --device cpu",
                            lacks=tuple(s.soname for s in missing), details=details)
     preloaded = [s for s in states if s.status == "preloaded"]
-    names = ", ".join(s.soname for s in states if s.soname.startswith("libcublas.") or "cudnn" in s.soname)
+    shown = [s.soname for s in states if s.soname.startswith("libcublas.") or "cudnn" in s.soname]
+    names = ", ".join(shown)
     if preloaded:
         folders = sorted({str(Path(s.path).parent) for s in preloaded if s.path})
         summary = (f"{head}: {names} from the {', '.join(dict.fromkeys(s.wheel.split('==')[0] for s in preloaded))} "
                    f"wheel ({', '.join(folders)}), preloaded before each load")
     else:
-        summary = f"{head}: {names} load{'s' if len(states) <= 2 else ''}"
+        summary = f"{head}: {names} load{'s' if len(shown) == 1 else ''}"
     warning = fix = None
     if capability is not None and _numbers(version) >= (4, 6, 3) and capability[0] * 10 + capability[1] > _SASS_TOP \
             and driver and (_numbers(driver) or (0,))[0] < R570:

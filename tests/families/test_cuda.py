@@ -572,3 +572,26 @@ def test_gpu_check_rows_keep_the_machines_stack_apart_from_our_code(mocker: Any,
     assert script.summary([whisper]) == ([
         "our code failed: nowhere", lines[1]], 2)
     assert script.summary([]) == (["our code failed: nowhere", "the machine's stack lacks: nothing these families need"], 0)
+
+
+def test_cli_warm_on_a_gpu_without_cublas_is_refused_after_the_download_check(
+        mocker: Any, warmed: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """warm --device cuda: the files are there and verified; the load check is refused in the same line, exit 5."""
+    import whisperx.asr
+
+    from tests.families.gpu_stack import fake_cdll, no_wheels
+
+    monkeypatch.setenv("LYRICSUB_STATE_DIR", str(warmed["state"]))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    fake_gpus(mocker, 1, capability=(9, 0), cuda_libs=False)
+    fake_cdll(mocker, present=())
+    no_wheels(monkeypatch)
+    model = mocker.spy(whisperx.asr, "WhisperModel")
+    code = run_main(cli_args(warmed, "warm", "whisper:large-v3", "--device", "cuda"))
+    out, err = capsys.readouterr()
+    assert code == EXIT_LOAD
+    assert "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if "libcublas" in line]
+    assert line.startswith("lyricsub-hub: whisper:large-v3: CTranslate2 ")
+    assert line.endswith("fix: pip install nvidia-cublas-cu12, or a torch built for CUDA 12, or use --device cpu")
+    model.assert_not_called()
