@@ -166,7 +166,7 @@ class LockUnsupportedError(LocalStorageError):
 
 
 def local_error(exc: BaseException, *, model: str | None = None, file: str | None = None, cache_dir: object = None,
-                state_dir: object = None) -> LyricsubError | None:
+                state_dir: object = None, removing: bool = False) -> LyricsubError | None:
     """The one line for an OSError raised by the local disk (None for anything else): which folder, what to do.
 
     Permission and read-only errors say whose folder it is and the three ways out (the group owner, a cache of
@@ -194,6 +194,10 @@ def local_error(exc: BaseException, *, model: str | None = None, file: str | Non
     where = f"cannot write {path}: {why}" if path else f"cannot write the cache: {why}"
     if cache is None:
         return LocalStorageError(where, model=model)
+    if removing:
+        owner = "it is mounted read-only" if exc.errno == _errno.EROFS else "ask its group owner for write access"
+        return LocalStorageError(f"{where}; nothing was removed from the cache {cache}: {owner} (README: A cache for "
+                                 "a team)", model=model, hint=f"ls -ld {path or cache}")
     if exc.errno == _errno.EROFS:
         what = f"the cache {cache} is read-only here: its models load from it; warm what is missing into a cache of your own"
     else:

@@ -7,13 +7,14 @@ before anything is deleted.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.fs import inside, unlink_inside
-from ..errors import UnsafeCacheError
+from ..errors import UnsafeCacheError, local_error
 from ..index import ModelSpec
 from .layout import HF_INCOMPLETE, PART_SUFFIX, RANGES_SUFFIX, blobs_dir, repo_folder, snapshot_dir
 
@@ -31,6 +32,7 @@ def remove_models(specs: list[ModelSpec], cache_dir: Path) -> RemovalReport:
     for spec in specs:
         if spec.revision:
             check_links(cache_dir, spec.repo, spec.revision, model=spec.name)
+            check_writable(cache_dir, spec.repo, spec.revision, model=spec.name)
             targets[spec.repo].add(spec.revision)
     deleted, freed = delete_revisions(cache_dir, targets)
     removed, absent = [], []
@@ -63,6 +65,30 @@ def check_links(cache_dir: Path, repo: str, commit: str, *, model: str | None = 
         raise UnsafeCacheError(f"refusing to delete {repo}@{commit[:12]}: {len(leaving)} link(s) leave the cache "
                                f"({', '.join(leaving[:3])}); remove those links by hand first", model=model,
                                hint=f"ls -l {snap}")
+
+
+def check_writable(cache_dir: Path, repo: str, commit: str, *, model: str | None = None) -> None:
+    """Refuse, before anything is deleted, a revision this account may not remove (another group's cache, a
+    read-only mount): huggingface_hub's deletion would log each failure, delete what it can and report it freed."""
+    snap = snapshot_dir(cache_dir, repo, commit)
+    if not os.path.isdir(snap) or os.path.islink(snap):
+        return
+    folders = [repo_folder(cache_dir, repo), snap.parent, blobs_dir(cache_dir, repo)]
+    folders += [Path(dirpath) for dirpath, _, _ in os.walk(snap)]
+    for folder in folders:
+        if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+            code = errno.EROFS if _read_only(folder) else errno.EACCES
+            error = local_error(PermissionError(code, os.strerror(code), os.fspath(folder)), model=model,
+                                cache_dir=cache_dir, removing=True)
+            assert error is not None
+            raise error
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def delete_revisions(cache_dir: Path, targets: dict[str, set[str]]) -> tuple[dict[str, set[str]], int]:
