@@ -165,10 +165,14 @@ class FileJob:
             st = os.stat(entry)
         except OSError:
             st = None
-        if st is not None and self.size in (None, st.st_size) and inside(cache.repo_dir(self.spec.repo), entry):
+        # a file another member's tool wrote 0600 (huggingface_hub #1141) is not in place for us: it is fetched
+        # again and its blob renamed over (the team's folder is group-writable)
+        if st is not None and self.size in (None, st.st_size) and inside(cache.repo_dir(self.spec.repo), entry) \
+                and os.access(entry, os.R_OK):
             return True
-        blob = regular_file(blobs_dir(cache.cache_dir, self.spec.repo) / self.fplan.sha256)
-        if blob is not None and self.size in (None, blob.st_size):
+        path = blobs_dir(cache.cache_dir, self.spec.repo) / self.fplan.sha256
+        blob = regular_file(path)
+        if blob is not None and self.size in (None, blob.st_size) and os.access(path, os.R_OK):
             cache.link(self.spec, self.fplan.name, self.fplan.sha256)
             return True
         return False

@@ -228,6 +228,15 @@ def test_members_with_umask_022_and_002_share_a_setgid_cache(hub, world, team, i
     stale.chmod(0o664)  # (only so the tree check below judges what the tool made)
     assert private_problems(b.state, b.uid) == []  # umask 002: still 0700 and 0600
 
+    # huggingface_hub before #1141 wrote blobs 0600: B cannot read one of A's, says so, and warm replaces it
+    private = repo_dir(team, "team/x") / "blobs" / sha256(repos["x1"].files["model.bin"])
+    private.chmod(0o600)
+    unreadable = run_as(b, *cli(hub, index, "status", "whisper:x1", "--cache-dir", str(team)))
+    assert unreadable.returncode == 1 and "unreadable: Permission denied" in unreadable.stderr, unreadable.stderr
+    fixed = run_as(b, *cli(hub, index, "warm", "whisper:x1", "--no-load", "--cache-dir", str(team)))
+    assert fixed.returncode == 0, fixed.stderr
+    assert os.stat(private).st_uid == b.uid and stat.S_IMODE(os.stat(private).st_mode) == 0o664
+
     both = run_as(a, *cli(hub, index, "verify", "--deep", "whisper:x1", "whisper:x2", "whisper:y", "--cache-dir", str(team)))
     assert both.returncode == 0, both.stderr
     gone = run_as(a, *cli(hub, index, "rm", "whisper:y", "--cache-dir", str(team)))  # B's repo, removed by A
