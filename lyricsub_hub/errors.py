@@ -192,7 +192,7 @@ def local_error(exc: BaseException, *, model: str | None = None, file: str | Non
         return LocalStorageError(f"cannot write the state folder {state} ({path}: {why})", model=model,
                                  hint="LYRICSUB_STATE_DIR=<a folder of your own> " + _again(model))
     where = f"cannot write {path}: {why}" if path else f"cannot write the cache: {why}"
-    if cache is None:
+    if cache is None or (path and not _under(path, cache)):  # a file elsewhere (the index `lock` rewrites)
         return LocalStorageError(where, model=model)
     if removing:
         owner = "it is mounted read-only" if exc.errno == _errno.EROFS else "ask its group owner for write access"

@@ -91,7 +91,10 @@ def _mkdir_with_mode(path: Path, mode: int) -> bool:
     import threading
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident():x}.mkdir")
-    os.mkdir(tmp, 0o700)
+    try:
+        os.mkdir(tmp, 0o700)
+    except OSError as exc:  # name the folder we may not write in, not our temporary name
+        raise OSError(exc.errno, exc.strerror, os.fspath(path.parent)) from None
     try:
         fd = os.open(tmp, _O_DIR)  # never chmod through a link someone swapped in since the mkdir
         try:

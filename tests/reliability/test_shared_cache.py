@@ -286,8 +286,9 @@ def test_an_outsider_gets_one_line_and_exit_4_then_reads_the_team_cache_as_a_sit
     read = run_as(outsider, *cli(hub, index, "status", "whisper:x1", "--cache-dir", str(team)))
     assert read.returncode == 0, read.stderr  # reading a team's cache needs no write access
     denied = run_as(outsider, *cli(hub, index, "warm", "whisper:y", "--no-load", "--cache-dir", str(team)))
-    line = assert_clean_failure(denied.returncode, denied.stdout, denied.stderr, (4,), "whisper:y", "Permission denied",
-                                str(team), "group owner", "HF_HUB_CACHE=", f"LYRICSUB_SITE_CACHE={team}")
+    line = assert_clean_failure(denied.returncode, denied.stdout, denied.stderr, (4,), "whisper:y",
+                                f"cannot write {team / '.locks'}: Permission denied", "group owner", "HF_HUB_CACHE=",
+                                f"LYRICSUB_SITE_CACHE={team}")
     assert "Hub" not in line and "download of" not in line
     for args in (["rm", "whisper:x1"], ["clear", "--yes"]):  # huggingface_hub's deletion would log, then say "freed"
         refused = run_as(outsider, *cli(hub, index, *args, "--cache-dir", str(team)))
@@ -463,6 +464,8 @@ def test_local_errors_are_translated_to_exit_4_and_nothing_else_is(tmp_path) -> 
     assert own.hint is not None and own.hint.startswith("LYRICSUB_STATE_DIR=")
     full = local_error(OSError(errno.ENOSPC, "No space left on device"), model="m:a", file="model.bin", cache_dir=cache)
     assert isinstance(full, DiskSpaceError) and full.exit_code == 4 and "while writing model.bin" in full.message
+    other = local_error(PermissionError(errno.EACCES, "Permission denied", "/etc/index.yaml"), cache_dir=cache)
+    assert isinstance(other, LocalStorageError) and other.message == "cannot write /etc/index.yaml: Permission denied"
     assert local_error(ConnectionResetError(errno.ECONNRESET, "reset"), cache_dir=cache) is None  # the network's
     assert local_error(AccessDeniedError("gated", model="m:a"), cache_dir=cache) is None  # the Hub's own refusal
 
