@@ -22,7 +22,7 @@ def _read_umask() -> int:
 
 
 UMASK = _read_umask()
-FILE_MODE = 0o666 & ~UMASK  # what huggingface_hub gives blobs
+FILE_MODE = 0o666 & ~UMASK  # what huggingface_hub gives blobs (file_mode adds group bits in a team's folder)
 _O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -40,9 +40,12 @@ def group_shared(folder: str | os.PathLike[str]) -> bool:
     """Does a group share this folder? Group-writable and setgid (the admin's setup for a team), or group-writable
     under a umask that keeps group write (002, user-private groups): what we create in it must then serve the group."""
     try:
-        mode = os.stat(folder).st_mode
+        return _shares(os.stat(folder).st_mode)
     except OSError:
         return False
+
+
+def _shares(mode: int) -> bool:
     return bool(mode & stat.S_IWGRP) and bool(mode & stat.S_ISGID or not UMASK & stat.S_IWGRP)
 
 
@@ -73,7 +76,7 @@ def make_dirs(folder: Path, *, private: bool = False) -> list[Path]:
         parent = os.stat(path.parent).st_mode
         if private:
             mode = 0o700
-        elif parent & stat.S_IWGRP and (parent & stat.S_ISGID or not UMASK & stat.S_IWGRP):
+        elif _shares(parent):
             mode = (0o777 & ~UMASK) | 0o070 | (parent & stat.S_ISGID)
         else:
             try:
