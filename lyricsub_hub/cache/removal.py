@@ -16,7 +16,8 @@ from pathlib import Path
 from ..core.fs import inside, unlink_inside
 from ..errors import UnsafeCacheError, local_error
 from ..index import ModelSpec
-from .layout import HF_INCOMPLETE, PART_SUFFIX, RANGES_SUFFIX, blobs_dir, repo_folder, snapshot_dir
+from .layout import HF_INCOMPLETE, PART_SUFFIX, RANGES_SUFFIX, blobs_dir, lock_path, repo_folder, snapshot_dir
+from .locks import BlobLock
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,15 @@ def remove_parts(cache_dir: Path, repo: str, shas: Iterable[str] | None) -> int:
             size = entry.stat(follow_symlinks=False).st_size
         except OSError:
             continue
-        if unlink_inside(Path(entry.path), repo_folder(cache_dir, repo)):
-            freed += size
+        lock = BlobLock(lock_path(cache_dir, repo, stem), cache_dir)
+        try:
+            if not lock.acquire():
+                continue  # a download holds it (another member's warm, in a team's cache): its bytes stay
+        except OSError:
+            continue
+        try:
+            if unlink_inside(Path(entry.path), repo_folder(cache_dir, repo)):
+                freed += size
+        finally:
+            lock.release()
     return freed

@@ -492,3 +492,24 @@ def test_load_says_a_model_came_from_the_site_cache(hub, tmp_path, monkeypatch, 
     row = json.loads(capsys.readouterr().out)["models"][0]
     assert row["cache"] == {"kind": "site", "dir": str(site)} and row["path"].startswith(str(site))
     assert tree_listing(site) == before and not own.exists()
+
+
+def test_rm_leaves_the_part_file_of_a_download_in_flight(hub, repos, index, tmp_path) -> None:
+    from lyricsub_hub.cache.layout import lock_path
+    from lyricsub_hub.cache.locks import BlobLock
+
+    from .helpers import held_bytes, plant_part
+
+    cache = tmp_path / "hub"
+    data = repos["y"].files["model.bin"]
+    plant_part(cache, "team/y", data, 100_000)
+    running = BlobLock(lock_path(cache, "team/y", sha256(data)), cache)  # another member's warm, in another process
+    assert running.acquire()
+    mgr = ModelManager(index, cache)
+    try:
+        assert mgr.remove_model("whisper:y").absent == ("whisper:y",)
+        assert held_bytes(cache, "team/y", sha256(data)) == 100_000  # its bytes stay while it runs
+    finally:
+        running.release()
+    assert mgr.remove_model("whisper:y").removed == ("whisper:y",)
+    assert held_bytes(cache, "team/y", sha256(data)) == 0
