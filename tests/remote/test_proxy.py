@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from http.server import BaseHTTPRequestHandler
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from urllib.parse import quote
 import pytest
 
 from lyricsub_hub.testing.hub import TestHub
-from tests.helpers import add, payload, repo_dir, run_cli, write_index
+from tests.helpers import LoopbackServer, add, payload, repo_dir, run_cli, write_index
 
 from .netfixtures import PASSWORD, PROXY_ONLY_HOST, Squid, TlsFront, free_port, need_squid
 
@@ -34,6 +35,7 @@ class Net:
     front: TlsFront
     repo: object
     index: Path
+    closed: int = field(default_factory=free_port)  # nothing listens there
 
     @property
     def port(self) -> int:
@@ -43,7 +45,8 @@ class Net:
         return {"http-ip": self.hub.endpoint, "http-name": f"http://{PROXY_ONLY_HOST}:{self.port}",
                 "http-localhost": f"http://localhost:{self.port}",
                 "https-name": f"https://{PROXY_ONLY_HOST}:{self.front.port}",
-                "https-ip": f"https://127.0.0.1:{self.front.port}"}[kind]
+                "https-ip": f"https://127.0.0.1:{self.front.port}",
+                "http-closed": f"http://127.0.0.1:{self.closed}", "https-closed": f"https://127.0.0.1:{self.closed}"}[kind]
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +123,10 @@ CASES = [
          fails="cannot connect to the proxy at 127.0.0.1:"),
     Case("proxy down, https", "https-name", lambda n: {"HTTPS_PROXY": _closed(n), CA: str(n.front.ca_file)},
          fails="cannot connect to the proxy at 127.0.0.1:"),
+    Case("proxy cannot reach the Hub, http", "http-closed", lambda n: {"HTTP_PROXY": n.squid.open_url()},
+         fails="the proxy at 127.0.0.1:{open} (from HTTP_PROXY) could not reach 127.0.0.1:", via="open"),
+    Case("proxy cannot reach the Hub, https", "https-closed", lambda n: {"HTTPS_PROXY": n.squid.open_url()},
+         fails="the proxy at 127.0.0.1:{open} (from HTTPS_PROXY) could not open a tunnel to 127.0.0.1:", via="open"),
     Case("private CA not configured", "https-ip", lambda n: {},
          fails="the TLS certificate chain of 127.0.0.1:{tls} is not trusted"),
     Case("private CA not configured, through the proxy", "https-name", lambda n: {"HTTPS_PROXY": n.squid.open_url()},
@@ -173,7 +180,7 @@ def _no_secret(net: Net, texts: list[str], folder: Path) -> None:
 
 def _words(case: Case, net: Net) -> str:
     assert case.fails is not None
-    return case.fails.format(auth=net.squid.auth_port, tls=net.front.port)
+    return case.fails.format(auth=net.squid.auth_port, open=net.squid.open_port, tls=net.front.port)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
@@ -284,3 +291,34 @@ def test_doctor_network_finding(case: Case, net: Net, tmp_path: Path, monkeypatc
         assert network.details["ca"] in network.message
     shown = " ".join(f"{f.message} {f.hint} {f.details}" for f in report.findings)
     assert not any(secret in shown for secret in SECRETS)
+
+
+def test_proxy_credentials_reach_the_proxy_and_never_the_server(net: Net, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through squid with Basic auth, the server behind it sees the token (its own origin) and no Proxy-Authorization."""
+    from lyricsub_hub.remote.http import Client
+
+    seen: list[dict[str, str]] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append({k.lower(): v for k, v in self.headers.items()})
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    _route_env(monkeypatch, net, Case("recorder", "http-ip", lambda n: {"HTTP_PROXY": n.squid.auth_url()}))
+    server = LoopbackServer()
+    server.serve(Recorder)
+    since = net.squid.mark()
+    with server:
+        client = Client(server.endpoint, "hf_TokenForTheServerOnly")
+        data, _ = client.get_small(server.endpoint + "/file", 2)
+    assert data == b"ok" and len(seen) == 1
+    assert "proxy-authorization" not in seen[0] and seen[0]["authorization"] == "Bearer hf_TokenForTheServerOnly"
+    assert not any(secret in str(seen) for secret in SECRETS)
+    (entry,) = [e for e in net.squid.entries(since) if e["method"] == "GET"]
+    assert entry["user"] == "alice" and entry["status"] == "200", entry
