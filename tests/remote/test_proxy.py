@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import time
-from http.server import BaseHTTPRequestHandler
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import quote
 
