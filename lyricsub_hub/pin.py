@@ -40,9 +40,9 @@ class PinResult:
 
 
 def pin(index_path: Path, names: list[str], *, update: bool, endpoint: str | None, token: str | None) -> list[PinResult]:
-    """Resolve pins for the named models (all when none) and write them back into index_path."""
+    """Resolve pins for the named models and what they require (all when none) and write them back into index_path."""
     index = load_index(index_path)
-    specs = index.expand(names) if names else list(index.models.values())
+    specs = index.select(names, default=None)  # what a named model requires is locked with it
     results = []
     for spec in specs:
         if spec.pinned and not update:

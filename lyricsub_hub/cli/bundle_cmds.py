@@ -18,15 +18,13 @@ def cmd_export(ctx: Context) -> Outcome:
 
     args = ctx.args
     example = "lyricsub-hub export --set default -o models.tar.zst"
-    if not args.names and not args.set_name:
-        raise UsageError("name at least one model or --set SET", hint=example)
     to_stdout = args.output == "-"
     if to_stdout and ctx.json:
         raise UsageError("-o - writes the bundle to stdout, where --json would write too; drop one of them", hint=example)
     if to_stdout and sys.stdout.isatty():
         raise UsageError("refusing to write a bundle to a terminal; pipe it, or write a file with -o FILE", hint=example)
     mgr = ctx.manager()
-    plan = plan_export(mgr.cache, mgr.index.expand(args.names, args.set_name))
+    plan = plan_export(mgr.cache, mgr.index.select(args.names, args.set_name))
     again = " ".join(["lyricsub-hub export", *args.names, *(["--set", args.set_name] if args.set_name else [])])
     out = Outcome("export")
     if plan.problems:  # all or nothing: a bundle that silently lacks a model would fail far from here

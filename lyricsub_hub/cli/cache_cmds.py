@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..core.text import human_size, printable
 from ..errors import Hint, ModelNotAvailableError, UsageError
+from ..index.model import DEFAULT_SET
 from . import Context
 from .output import Outcome, model_json, status_line
 
@@ -13,12 +14,10 @@ def _statuses(ctx: Context, *, require: bool) -> Outcome:
     from ..cache.status import not_available_error
 
     args = ctx.args
-    names = getattr(args, "names", [])
-    if require and not names and not args.set_name:
-        raise UsageError("name at least one model or --set SET", hint="lyricsub-hub list")
     out = Outcome(args.command)
     cache, index = ctx.cache_and_index()
-    specs = index.expand(names, args.set_name) if (names or args.set_name) else list(index.models.values())
+    # list: every model of the index unless told; status: the default set, like warm and doctor
+    specs = index.select(getattr(args, "names", []), args.set_name, default=DEFAULT_SET if require else None)
     statuses = [cache.status(spec) for spec in specs]
     width = max([len(st.name) for st in statuses] + [20]) + 1
     for st in statuses:

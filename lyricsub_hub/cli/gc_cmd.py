@@ -23,9 +23,7 @@ def cmd_gc(ctx: Context) -> Outcome:
     max_size = _max_size(args.max_size)
     keep: set[str] = set()
     for set_name in args.keep_set:
-        for spec in mgr.index.expand([], set_name):
-            keep.add(spec.name)
-            keep.update(dep.name for dep in mgr.index.required(spec))
+        keep.update(spec.name for spec in mgr.index.select([], set_name))
     plan = gc.plan(mgr.cache, mgr.index.models.values(), max_size=max_size, keep=keep)
     removed: tuple[Removal, ...] = ()
     if args.dry_run:

@@ -7,13 +7,10 @@ from ..errors import DownloadCancelled, Hint, LyricsubError
 from . import Context
 from .output import Bars, JsonEvents, Outcome, cache_json, model_json
 
-DEFAULT_SET = "default"
-
-
 def cmd_warm(ctx: Context) -> Outcome:
     args = ctx.args
     mgr = ctx.manager()
-    specs = mgr.index.expand(args.names, args.set_name or (None if args.names else DEFAULT_SET))
+    specs = mgr.index.select(args.names, args.set_name)
     downloader = mgr.downloader(connections=args.connections, max_rate=args.max_rate, keep_refs=args.keep_refs,
                                 transfer=args.transfer)
     display = JsonEvents() if ctx.json else Bars()

@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 from ..errors import IndexFileError
-from .model import FileSpec, ModelIndex, ModelSpec, unpinned_error
+from .model import DEFAULT_SET, FileSpec, ModelIndex, ModelSpec, unpinned_error
 
 TYPE_CHECKING = False
 
-__all__ = ["FileSpec", "ModelIndex", "ModelSpec", "default_index_path", "load_index", "parse_index", "unpinned_error"]
+__all__ = ["DEFAULT_SET", "FileSpec", "ModelIndex", "ModelSpec", "default_index_path", "load_index", "parse_index", "unpinned_error"]
 
 INDEX_ENV = "LYRICSUB_MODEL_INDEX"
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from ..errors import Hint, UsageError
 
+DEFAULT_SET = "default"  # what a command acts on when it names no model and no set
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -102,6 +104,33 @@ class ModelIndex:
             spec = self.resolve(name)
             specs.setdefault(spec.name, spec)
         return list(specs.values())
+
+    def select(self, names: Iterable[str] = (), set_name: str | None = None, *, with_requires: bool = True,
+               default: str | None = DEFAULT_SET) -> list[ModelSpec]:
+        """The one way every command and the API pick models: the named ones and the set's, in order, each once,
+        each followed by what it `requires` (transitively) unless with_requires is False.
+
+        With no names and no set: the `default` set (default=None: every model of the index instead). An index
+        without that set is a usage error, not a silent "everything".
+        """
+        names = list(names)
+        if not names and set_name is None:
+            if default is None:
+                specs = list(self.models.values())
+            elif default in self.sets:
+                specs = self.expand([], default)
+            else:
+                raise UsageError(f"name models or --set SET: {self.path} has no '{default}' set to use instead",
+                                 hint="lyricsub-hub list")
+        else:
+            specs = self.expand(names, set_name)
+        if not with_requires:
+            return specs
+        out: dict[str, ModelSpec] = {}
+        for spec in specs:
+            for s in (spec, *self.required(spec)):
+                out.setdefault(s.name, s)
+        return list(out.values())
 
     def required(self, spec: ModelSpec) -> list[ModelSpec]:
         """The models a model needs besides itself (`requires`), each once, depth first."""
