@@ -7,6 +7,7 @@ from ..errors import DownloadCancelled, Hint, LyricsubError
 from . import Context
 from .output import Bars, JsonEvents, Outcome, cache_json, model_json
 
+
 def cmd_warm(ctx: Context) -> Outcome:
     args = ctx.args
     mgr = ctx.manager()
