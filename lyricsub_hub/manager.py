@@ -132,15 +132,19 @@ class ModelManager:
     def remove_model(self, name: str) -> RemovalReport:
         return self.clear_model_cache([name])
 
-    def clear_model_cache(self, names: Iterable[str] | None = None) -> RemovalReport:
-        """Remove the index's models (all of them when names is None) through huggingface_hub's own deletion.
+    def clear_model_cache(self, names: Iterable[str] | None = None, *, dry_run: bool = False) -> RemovalReport:
+        """Remove the index's models (all of them when names is None) through huggingface_hub's own deletion;
+        with dry_run, report what would be removed and freed, and remove nothing.
 
-        Models outside the index are never touched: the HF cache is shared with other tools.
+        Models outside the index are never touched: the HF cache is shared with other tools. What a named model
+        requires stays: other models may require it too.
         """
         from .cache.removal import remove_models
 
         specs = [self.spec(n) for n in names] if names is not None else list(self.index.models.values())
-        report = remove_models(specs, self.cache.cache_dir)
+        report = remove_models(specs, self.cache.cache_dir, dry_run=dry_run)
+        if dry_run:
+            return report
         for spec in specs:
             if spec.revision:
                 self.cache.records.forget(self.cache.key, spec.repo, spec.revision)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core import env
-from .errors import HubError, LyricsubError, UsageError
+from .errors import Hint, HubError, LyricsubError, UsageError
 from .families import FAMILIES
 from .index import FileSpec, ModelSpec, load_index
 from .remote.failures import Context, translate
@@ -85,11 +85,18 @@ def _resolve(spec: ModelSpec, *, update: bool, endpoint: str, token: str | None)
             before = old.get(name)
             kind = "added" if before is None else ("same" if before.sha256 == sha and before.size == remote.size else "changed")
             changes.append(FileChange(name, kind, before.sha256 if before else None, sha, remote.size))
-    except LyricsubError:
-        raise
+    except LyricsubError as exc:
+        raise _again_with_lock(exc, spec.name) from None
     except Exception as exc:
-        raise translate(exc, Context(spec.name, spec.repo, revision, None, endpoint)) from None
+        raise _again_with_lock(translate(exc, Context(spec.name, spec.repo, revision, None, endpoint)), spec.name) from None
     return PinResult(spec.name, spec.revision, listing.commit, tuple(changes))
+
+
+def _again_with_lock(exc: LyricsubError, name: str) -> LyricsubError:
+    """The network table's fix is "warm it again"; for a model lock is filling, warm would refuse (no pins yet)."""
+    if exc.hint:
+        exc.hint = exc.hint.replace(Hint.warm(name), Hint.lock(name))
+    return exc
 
 
 def _pick(family: str, names: list[str]) -> list[str]:

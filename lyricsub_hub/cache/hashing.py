@@ -24,10 +24,6 @@ class Digest:
     stat: os.stat_result | None = None  # fstat of the descriptor that was hashed, taken before reading
 
 
-def git_blob_sha1(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
-
-
 def digest_fd(fd: int, *, git_sha1: bool = False, on_bytes: Callable[[int], None] | None = None) -> Digest:
     """Hash an open file from its start, with readinto (no copy per chunk)."""
     st = os.fstat(fd)
@@ -58,10 +54,6 @@ def digest_file(path: Path, *, git_sha1: bool = False, on_bytes: Callable[[int],
         return digest_fd(fd, git_sha1=git_sha1, on_bytes=on_bytes)
     finally:
         os.close(fd)
-
-
-def sha256_file(path: Path) -> str:
-    return digest_file(path).sha256
 
 
 def digest_many(jobs: Iterable[tuple[Path, bool]], workers: int | None = None) -> list[Digest | OSError]:

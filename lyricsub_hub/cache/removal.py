@@ -27,18 +27,19 @@ class RemovalReport:
     bytes_freed: int
 
 
-def remove_models(specs: list[ModelSpec], cache_dir: Path) -> RemovalReport:
-    """Delete each model's pinned revision, plus its interrupted downloads; nothing else."""
+def remove_models(specs: list[ModelSpec], cache_dir: Path, *, dry_run: bool = False) -> RemovalReport:
+    """Delete each model's pinned revision, plus its interrupted downloads; nothing else. With dry_run, the same
+    report (what would go, what it would free) and nothing deleted."""
     targets: dict[str, set[str]] = {s.repo: set() for s in specs}
     for spec in specs:
         if spec.revision:
             check_links(cache_dir, spec.repo, spec.revision, model=spec.name)
             check_writable(cache_dir, spec.repo, spec.revision, model=spec.name)
             targets[spec.repo].add(spec.revision)
-    deleted, freed = delete_revisions(cache_dir, targets)
+    deleted, freed = delete_revisions(cache_dir, targets, dry_run=dry_run)
     removed, absent = [], []
     for spec in specs:
-        partial = remove_parts(cache_dir, spec.repo, {f.sha256 for f in spec.files if f.sha256})
+        partial = remove_parts(cache_dir, spec.repo, {f.sha256 for f in spec.files if f.sha256}, dry_run=dry_run)
         freed += partial
         if spec.revision in deleted.get(spec.repo, ()) or partial:
             removed.append(spec.name)
@@ -92,8 +93,10 @@ def _read_only(folder: Path) -> bool:
         return False
 
 
-def delete_revisions(cache_dir: Path, targets: dict[str, set[str]]) -> tuple[dict[str, set[str]], int]:
-    """Plan with huggingface_hub's scan, then execute; returns the revisions deleted per repo and the bytes freed."""
+def delete_revisions(cache_dir: Path, targets: dict[str, set[str]], *,
+                     dry_run: bool = False) -> tuple[dict[str, set[str]], int]:
+    """Plan with huggingface_hub's scan, then execute (unless dry_run); returns the revisions deleted per repo and
+    the bytes freed."""
     if not cache_dir.is_dir() or not any(targets.values()):
         return {}, 0
     from huggingface_hub import scan_cache_dir
@@ -111,12 +114,14 @@ def delete_revisions(cache_dir: Path, targets: dict[str, set[str]]) -> tuple[dic
     if not commits:
         return found, 0
     strategy = info.delete_revisions(*commits)
-    strategy.execute()
+    if not dry_run:
+        strategy.execute()
     return found, strategy.expected_freed_size
 
 
-def remove_parts(cache_dir: Path, repo: str, shas: Iterable[str] | None) -> int:
-    """Part files (ours and huggingface_hub's) of these blobs, or of every blob when shas is None; bytes freed."""
+def remove_parts(cache_dir: Path, repo: str, shas: Iterable[str] | None, *, dry_run: bool = False) -> int:
+    """Part files (ours and huggingface_hub's) of these blobs, or of every blob when shas is None; bytes freed
+    (with dry_run: that would be freed)."""
     blobs = blobs_dir(cache_dir, repo)
     wanted = set(shas) if shas is not None else None
     freed = 0
@@ -131,6 +136,9 @@ def remove_parts(cache_dir: Path, repo: str, shas: Iterable[str] | None) -> int:
         try:
             size = entry.stat(follow_symlinks=False).st_size
         except OSError:
+            continue
+        if dry_run:
+            freed += size
             continue
         lock = BlobLock(lock_path(cache_dir, repo, stem), cache_dir)
         try:

@@ -1,9 +1,14 @@
-"""The `lyricsub-hub` command: argparse wiring, then one handler per command, then one renderer.
+"""The `lyricsub-hub` command: one table of commands, argparse built from it, one handler per command, one renderer.
 
-Handlers live in one module per command group and return an Outcome; output.py
-prints it. Expected failures end as one line and a documented exit code, never a
-traceback. Command modules are imported only for the command that runs, so
-`lyricsub-hub path NAME` starts in a few milliseconds over bare Python.
+Handlers live in one module per command group, take a Context (cli/context.py) and return an Outcome;
+output.py prints it. Expected failures end as one line and a documented exit code, never a traceback. A
+command's module is imported only when it runs, so `lyricsub-hub path NAME` starts in a few milliseconds over
+bare Python.
+
+Defaults, one rule for all: a command that acts on models (status, warm, load, export, doctor) and names none
+uses the index's `default` set; `list` shows every model, `verify` what the cache holds, `lock` every model.
+Every command that names models also gets what they `requires` (index.select). `rm` and `clear` remove only
+after --yes or a yes at the terminal's prompt, and both take --dry-run.
 """
 
 from __future__ import annotations
@@ -11,11 +16,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import import_module
 
 from .. import __version__
 from ..errors import EXIT_CANCELLED, EXIT_USAGE, DownloadCancelled, LyricsubError
+from .context import Context
 
 TYPE_CHECKING = False
 
@@ -23,51 +29,174 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
-    from ..cache import Cache
-    from ..index import ModelIndex
-    from ..manager import ModelManager
     from .output import Outcome
 
-# command -> (module, handler): the module is imported only when its command runs
-HANDLERS = {
-    "list": ("cache_cmds", "cmd_list"), "status": ("cache_cmds", "cmd_status"), "info": ("cache_cmds", "cmd_info"),
-    "path": ("cache_cmds", "cmd_path"), "verify": ("cache_cmds", "cmd_verify"), "rm": ("cache_cmds", "cmd_rm"),
-    "clear": ("cache_cmds", "cmd_clear"), "gc": ("gc_cmd", "cmd_gc"),
-    "warm": ("warm_cmds", "cmd_warm"), "load": ("warm_cmds", "cmd_load"),
-    "lock": ("pin_cmds", "cmd_lock"),
-    "export": ("bundle_cmds", "cmd_export"), "import": ("bundle_cmds", "cmd_import"),
-    "doctor": ("doctor_cmd", "cmd_doctor"),
+__all__ = ["COMMANDS", "Command", "Context", "build_parser", "main", "run"]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One row of the command table: everything the parser, the start-up and the dispatch need to know."""
+
+    help: str
+    module: str  # cli/<module>.py holds cmd_<name>; imported only when the command runs
+    arguments: Callable[[argparse.ArgumentParser], None]
+    loads_libraries: bool = False  # may import the speech libraries: keep their log chatter off stderr
+    every_start: bool = False  # called by containers on every start: parsed without argparse, no SIGTERM handler
+
+    def handler(self, name: str) -> Callable[[Context], Outcome]:
+        handler: Callable[[Context], Outcome] = getattr(import_module(f"{__name__}.{self.module}"), f"cmd_{name}")
+        return handler
+
+
+# Global options, accepted before or after the command: (flag, dest, metavar or None for a switch, help)
+GLOBALS: tuple[tuple[str, str, str | None, str], ...] = (
+    ("--index", "index", "FILE", "model index (default: $LYRICSUB_MODEL_INDEX or the bundled one)"),
+    ("--cache-dir", "cache_dir", "DIR", "huggingface_hub cache (default: $HF_HUB_CACHE or $HF_HOME/hub)"),
+    ("--offline", "offline", None, "never touch the network (sets HF_HUB_OFFLINE=1)"),
+    ("--json", "json", None, "print JSON instead of text"),
+    ("--endpoint", "endpoint", "URL", "Hub or mirror endpoint (default: $HF_ENDPOINT or huggingface.co)"),
+)
+SET_HELP = "a set of models from the index, e.g. default (see `lyricsub-hub list`)"
+
+
+def _names(p: argparse.ArgumentParser, *, default: str = "the default set") -> None:
+    p.add_argument("names", nargs="*", metavar="NAME", help=f"models, family:variant or a variant alone (none: {default})")
+    p.add_argument("--set", dest="set_name", metavar="SET", help=SET_HELP)
+
+
+def _list(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="set_name", metavar="SET", help=SET_HELP + " (default: every model)")
+
+
+def _one(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", metavar="NAME", help="a model, family:variant or a variant alone")
+
+
+def _removal(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="say what would be removed and freed, remove nothing")
+    p.add_argument("--yes", action="store_true", help="remove without asking (needed where stdin is not a terminal)")
+
+
+def _rm(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="+", metavar="NAME", help="models to remove at their pins (nothing else is touched)")
+    _removal(p)
+
+
+def _gc(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="say what would be removed and freed, remove nothing")
+    p.add_argument("--max-size", metavar="SIZE", help="then remove least recently used models until the cache fits (e.g. 20G)")
+    p.add_argument("--keep-set", metavar="SET", action="append", default=[], help="never remove models of this set (repeatable)")
+
+
+def _device(p: argparse.ArgumentParser, default: str, what: str) -> None:
+    p.add_argument("--device", default=default, help=f"{what}: cpu, cuda, cuda:N or auto (default {default})")
+
+
+def _warm(p: argparse.ArgumentParser) -> None:
+    _names(p)
+    p.add_argument("--connections", "--workers", dest="connections", type=int, default=None, metavar="N",
+                   help="connections shared by all files and models (default 8; files of 8 MiB and more are split)")
+    p.add_argument("--max-rate", metavar="RATE", help="bandwidth cap for the whole process, e.g. 20M = 20*10^6 bytes/s, "
+                   "20MiB = 20*2^20 (default: $LYRICSUB_MAX_RATE, else none)")
+    p.add_argument("--force", action="store_true", help="fetch every file again")
+    p.add_argument("--keep-refs", action="store_true", help="leave refs/<branch> alone (a cache shared with other pins)")
+    p.add_argument("--no-load", action="store_true", help="skip loading each model after download")
+    _device(p, "cpu", "device for the load check")
+
+
+def _load(p: argparse.ArgumentParser) -> None:
+    _names(p)
+    _device(p, "auto", "where to load")
+
+
+def _verify(p: argparse.ArgumentParser) -> None:
+    _names(p, default="every model the cache holds")
+    p.add_argument("--deep", action="store_true", help="re-hash every file, ignoring verification records")
+    p.add_argument("--repair", action="store_true", help="delete bad files and fetch them again")
+
+
+def _lock(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="*", metavar="NAME", help="models to pin, with what they require (none: every model)")
+    p.add_argument("--update", action="store_true", help="move entries to the newest commit of their branch")
+
+
+def _export(p: argparse.ArgumentParser) -> None:
+    _names(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the bundle: .tar, or .tar.zst compressed; - for stdout")
+
+
+def _import(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bundle", metavar="FILE", help="a bundle written by export; - reads stdin")
+
+
+COMMANDS: dict[str, Command] = {
+    "list": Command("every model in the index with its cache status", "cache_cmds", _list),
+    "status": Command("status of models with what they require (exit 1 unless all are available)", "cache_cmds", _names,
+                      every_start=True),
+    "info": Command("what the index says about a model and what the cache holds", "cache_cmds", _one),
+    "path": Command("print the snapshot folder of an available model", "cache_cmds", _one, every_start=True),
+    "rm": Command("remove models from the cache (through huggingface_hub's cache deletion)", "cache_cmds", _rm),
+    "clear": Command("remove every model of the index from the cache (other models stay)", "cache_cmds", _removal),
+    "gc": Command("remove what the index no longer pins, stale part files and unused blobs; optionally fit a size",
+                  "gc_cmd", _gc),
+    "warm": Command("download models and what they require so the app can start offline, then load-check each",
+                    "warm_cmds", _warm, loads_libraries=True),
+    "load": Command("load models from the cache on a device and run each once on a synthetic signal", "warm_cmds", _load,
+                    loads_libraries=True),
+    "verify": Command("check cached files against their pinned hashes (exit 1 on any failure)", "cache_cmds", _verify,
+                      loads_libraries=True),
+    "lock": Command("fill missing pins in the index from the Hub (commit, files, sizes, sha256)", "pin_cmds", _lock,
+                    loads_libraries=True),
+    "export": Command("write models and what they require (blobs, links, refs, a manifest) into one bundle file for "
+                      "machines without network", "bundle_cmds", _export),
+    "import": Command("put the models of a bundle into the cache, every byte checked against the index's pins",
+                      "bundle_cmds", _import, loads_libraries=True),
+    "doctor": Command("will inference work here, offline, now? one screen of findings", "doctor_cmd", _names,
+                      loads_libraries=True),
 }
 
 
-@dataclass
-class Context:
-    """What a handler gets: the parsed arguments and, on first use, the manager they describe."""
+# -- parsing -----------------------------------------------------------------------------------------------
+def _scan(argv: Sequence[str]) -> tuple[dict[str, Any], str | None, list[str]] | None:
+    """argv split into global options, the command word and the rest, by GLOBALS alone; None where a global
+    option lacks its value. The rest keeps its order (argparse re-reads it for every command but the fast two)."""
+    takes = {flag: dest for flag, dest, metavar, _ in GLOBALS if metavar}
+    switches = {flag: dest for flag, dest, metavar, _ in GLOBALS if not metavar}
+    found: dict[str, Any] = {}
+    command, rest = None, []
+    it = iter(argv)
+    for arg in it:
+        if arg in takes:
+            value = next(it, None)
+            if value is None or value.startswith("-"):
+                return None
+            found[takes[arg]] = value
+        elif arg in switches:
+            found[switches[arg]] = True
+        elif command is None and not arg.startswith("-"):
+            command = arg
+        else:
+            rest.append(arg)
+    return found, command, rest
 
-    args: argparse.Namespace
-    _manager: Any = field(default=None, repr=False)
-    environ_at_start: dict[str, str] | None = field(default=None, repr=False)  # as the user started us (doctor)
 
-    @property
-    def json(self) -> bool:
-        return bool(self.args.json)
+def _fast(argv: Sequence[str]) -> Any:
+    """`path NAME` and `status [NAME...]` with plain global options, parsed without argparse (a container
+    entrypoint calls these on every start); anything else returns None and goes through argparse."""
+    scanned = _scan(argv)
+    if scanned is None:
+        return None
+    found, command, rest = scanned
+    if command not in COMMANDS or not COMMANDS[command].every_start or any(a.startswith("-") for a in rest):
+        return None
+    if command == "path" and len(rest) != 1:
+        return None
+    from types import SimpleNamespace
 
-    def manager(self) -> ModelManager:
-        if self._manager is None:
-            from ..manager import ModelManager
-
-            self._manager = ModelManager(self.args.index, self.args.cache_dir, endpoint=self.args.endpoint)
-        return self._manager
-
-    def cache_and_index(self) -> tuple[Cache, ModelIndex]:
-        """What `path` and `status` need, without the manager and all it brings (a start in a blink)."""
-        if self._manager is not None:
-            return self._manager.cache, self._manager.index
-        from ..cache import Cache
-        from ..index import load_index
-
-        cache = Cache.at(self.args.cache_dir)
-        return cache, load_index(self.args.index, state_dir=cache.state_dir)
+    args = SimpleNamespace(**{dest: None if metavar else False for _, dest, metavar, _ in GLOBALS})
+    vars(args).update(found, command=command, names=rest, set_name=None, name=rest[0] if command == "path" else None)
+    return args
 
 
 def _formatter() -> type[argparse.HelpFormatter]:
@@ -87,31 +216,17 @@ def _formatter() -> type[argparse.HelpFormatter]:
     return _Formatter
 
 
-def _globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    """Global options, accepted before or after the command."""
+def _globals(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """The global options; on the command's parser they default to SUPPRESS so a value given before the command
+    is not overwritten by the default after it."""
     import argparse
 
-    default = argparse.SUPPRESS if suppress else None
-    flag = default if suppress else False
-    parser.add_argument("--index", default=default, metavar="FILE", help="model index (default: $LYRICSUB_MODEL_INDEX or the bundled one)")
-    parser.add_argument("--cache-dir", default=default, metavar="DIR", help="huggingface_hub cache (default: $HF_HUB_CACHE or $HF_HOME/hub)")
-    parser.add_argument("--offline", action="store_true", default=flag, help="never touch the network (sets HF_HUB_OFFLINE=1)")
-    parser.add_argument("--json", action="store_true", default=flag, help="print JSON instead of text")
-    parser.add_argument("--endpoint", default=default, metavar="URL", help="Hub or mirror endpoint (default: $HF_ENDPOINT or huggingface.co)")
-
-
-def _command(argv: Sequence[str]) -> str | None:
-    """The command word of argv, skipping global options and their values; None when there is none."""
-    takes_value = {"--index", "--cache-dir", "--endpoint"}
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in takes_value:
-            skip = True
-        elif not arg.startswith("-"):
-            return arg
-    return None
+    for flag, dest, metavar, help_text in GLOBALS:
+        default = argparse.SUPPRESS if suppress else (None if metavar else False)
+        if metavar:
+            parser.add_argument(flag, dest=dest, default=default, metavar=metavar, help=help_text)
+        else:
+            parser.add_argument(flag, dest=dest, action="store_true", default=default, help=help_text)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -127,153 +242,45 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _globals(common, suppress=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name, (help_text, arguments) in COMMANDS.items():
+    for name, command in COMMANDS.items():
         if only is None or name == only:
-            arguments(sub.add_parser(name, parents=[common], help=help_text, description=help_text, formatter_class=formatter))
+            command.arguments(sub.add_parser(name, parents=[common], help=command.help, description=command.help,
+                                             formatter_class=formatter))
     return parser
 
 
-def _list(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", dest="set_name", metavar="SET")
-
-
-def _one(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name")
-
-
-def _some(p: argparse.ArgumentParser) -> None:
-    p.add_argument("names", nargs="+", metavar="NAME")
-
-
-def _clear(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--yes", action="store_true", help="really remove them")
-
-
-def _gc(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dry-run", action="store_true", help="say what would be removed and freed, remove nothing")
-    p.add_argument("--max-size", metavar="SIZE", help="then remove least recently used models until the cache fits (e.g. 20G)")
-    p.add_argument("--keep-set", metavar="SET", action="append", default=[], help="never remove models of this set (repeatable)")
-
-
-def _warm(p: argparse.ArgumentParser) -> None:
-    _names(p)
-    p.add_argument("--connections", "--workers", dest="connections", type=int, default=None, metavar="N",
-                   help="connections shared by all files and models (default 8; files of 8 MiB and more are split)")
-    p.add_argument("--max-rate", metavar="RATE", help="bandwidth cap for the whole process, e.g. 20M = 20*10^6 bytes/s, "
-                   "20MiB = 20*2^20 (default: $LYRICSUB_MAX_RATE, else none)")
-    p.add_argument("--force", action="store_true", help="fetch every file again")
-    p.add_argument("--keep-refs", action="store_true", help="leave refs/<branch> alone (a cache shared with other pins)")
-    p.add_argument("--transfer", default="http", help="==SUPPRESS==")
-    p.add_argument("--no-load", action="store_true", help="skip loading each model after download")
-    p.add_argument("--device", default="cpu", help="device for the load check: cpu, cuda, cuda:N, auto (default cpu)")
-
-
-def _load(p: argparse.ArgumentParser) -> None:
-    _some(p)
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
-
-
-def _verify(p: argparse.ArgumentParser) -> None:
-    _names(p)
-    p.add_argument("--deep", action="store_true", help="re-hash every file, ignoring verification records")
-    p.add_argument("--repair", action="store_true", help="delete bad files and fetch them again")
-
-
-def _lock(p: argparse.ArgumentParser) -> None:
-    p.add_argument("names", nargs="*", metavar="NAME")
-    p.add_argument("--update", action="store_true", help="move entries to the newest commit of their branch")
-
-
-def _export(p: argparse.ArgumentParser) -> None:
-    _names(p)
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="the bundle: .tar, or .tar.zst compressed; - for stdout")
-
-
-def _import(p: argparse.ArgumentParser) -> None:
-    p.add_argument("bundle", metavar="FILE", help="a bundle written by export; - reads stdin")
-
-
-def _names(p: argparse.ArgumentParser) -> None:
-    p.add_argument("names", nargs="*", metavar="NAME")
-    p.add_argument("--set", dest="set_name", metavar="SET")
-
-
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
-    "list": ("every model in the index with its cache status", _list),
-    "status": ("status of models (exit 1 unless all are available)", _names),
-    "info": ("what the index says about a model and what the cache holds", _one),
-    "path": ("print the snapshot folder of an available model", _one),
-    "rm": ("remove models from the cache (through huggingface_hub's cache deletion)", _some),
-    "clear": ("remove every model of the index from the cache (other models stay)", _clear),
-    "gc": ("remove what the index no longer pins, stale part files and unused blobs; optionally fit a size", _gc),
-    "warm": ("download models so the app can start offline (default set when none named)", _warm),
-    "load": ("load models from the cache on a device and run each once on a synthetic signal", _load),
-    "verify": ("check cached files against their pinned hashes (exit 1 on any failure)", _verify),
-    "lock": ("fill missing pins in the index from the Hub (commit, files, sizes, sha256)", _lock),
-    "export": ("write models (blobs, links, refs, a manifest) into one bundle file for machines without network", _export),
-    "import": ("put the models of a bundle into the cache, every byte checked against the index's pins", _import),
-    "doctor": ("will inference work here, offline, now? one screen of findings", _names),
-}
-
-
-def _fast(argv: list[str]) -> Any:
-    """`path NAME` and `status NAME...` with plain global options, parsed without argparse (a container
-    entrypoint calls these on every start); anything else returns None and goes through argparse."""
-    from types import SimpleNamespace
-
-    args = SimpleNamespace(index=None, cache_dir=None, endpoint=None, offline=False, json=False, command=None,
-                           names=[], set_name=None, name=None)
-    values = {"--index": "index", "--cache-dir": "cache_dir", "--endpoint": "endpoint"}
-    it = iter(argv)
-    for arg in it:
-        if arg in values:
-            value = next(it, None)
-            if value is None or value.startswith("-"):
-                return None
-            setattr(args, values[arg], value)
-        elif arg in ("--offline", "--json"):
-            setattr(args, arg[2:], True)
-        elif arg.startswith("-"):
-            return None
-        elif args.command is None:
-            args.command = arg
-        else:
-            args.names.append(arg)
-    if args.command == "path" and len(args.names) == 1:
-        args.name = args.names[0]
-        return args
-    return args if args.command == "status" and args.names else None
-
-
+# -- running -----------------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _fast(argv)
     if args is None:
-        command = _command(argv)
-        parser = build_parser(command if command in HANDLERS and "-h" not in argv and "--help" not in argv else None)
+        scanned = _scan(argv)
+        word = scanned[1] if scanned else None
+        parser = build_parser(word if word in COMMANDS and "-h" not in argv and "--help" not in argv else None)
         try:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # argparse already printed usage
             return EXIT_USAGE if exc.code not in (0, None) else 0
     from ..core.env import go_offline, quiet_hub
 
+    command = COMMANDS[args.command]
     environ_at_start = dict(os.environ)  # before our own defaults below: doctor judges the user's environment
+    if args.offline:  # ...as the user asked for it: --offline is their HF_HUB_OFFLINE=1
+        environ_at_start["HF_HUB_OFFLINE"] = "1"
     quiet_hub()
     if args.offline:
         go_offline()
     if args.endpoint:
         os.environ["HF_ENDPOINT"] = args.endpoint
-    if args.command not in ("path", "status"):  # the two a container calls on every start: nothing to interrupt
+    if not command.every_start:  # nothing to interrupt in the two a container calls on every start
         _sigterm_as_interrupt()
-    if args.command in ("load", "warm", "verify", "lock", "doctor", "import") and not os.environ.get("LYRICSUB_VERBOSE"):
+    if command.loads_libraries and not os.environ.get("LYRICSUB_VERBOSE"):
         _quiet_libraries()
-    module, name = HANDLERS[args.command]
     ctx = Context(args, environ_at_start=environ_at_start)
     from .output import Outcome, emit
 
     try:
-        handler = getattr(import_module(f".{module}", __name__), name)
-        outcome: Outcome = handler(ctx)
+        outcome = command.handler(args.command)(ctx)
     except LyricsubError as exc:
         outcome = Outcome(args.command)
         outcome.fail(exc)

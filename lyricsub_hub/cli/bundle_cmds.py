@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..core.text import human_size, printable
 from ..errors import BundleError, UsageError
-from . import Context
+from .context import Context
 from .output import Outcome, model_json
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..core.text import human_size, printable
 from ..errors import Hint, ModelNotAvailableError, UsageError
 from ..index.model import DEFAULT_SET
-from . import Context
+from .context import Context
 from .output import Outcome, model_json, status_line
 
 
@@ -25,6 +25,8 @@ def _statuses(ctx: Context, *, require: bool) -> Outcome:
         out.lines.append(status_line(st, width))
         if require and not st.available:
             out.fail(not_available_error(st))
+    if out.errors:  # each row above already says what is wrong and the command that fixes it
+        out.errors_shown = f"{len(out.errors)} of {len(statuses)} models not available (the table above says why)"
     return out
 
 
@@ -88,23 +90,30 @@ def cmd_verify(ctx: Context) -> Outcome:
 
 
 def cmd_rm(ctx: Context) -> Outcome:
-    return _removal("rm", ctx.manager().clear_model_cache(ctx.args.names))
+    return _removal(ctx, "rm", ctx.args.names)
 
 
 def cmd_clear(ctx: Context) -> Outcome:
-    if not ctx.args.yes:
-        raise UsageError("clear removes every model of the index from the cache; add --yes to do it",
-                         hint="lyricsub-hub clear --yes")
-    return _removal("clear", ctx.manager().clear_model_cache(None))
+    return _removal(ctx, "clear", None)
 
 
-def _removal(command: str, report: object) -> Outcome:
-    from ..cache.removal import RemovalReport
+def _removal(ctx: Context, command: str, names: list[str] | None) -> Outcome:
+    """rm and clear, one rule: --dry-run says what would go; removing takes --yes, or a yes at the terminal."""
+    from .output import confirm, removal_lines
 
-    assert isinstance(report, RemovalReport)
-    out = Outcome(command, data={"removed": list(report.removed), "absent": list(report.absent),
-                                 "bytes_freed": report.bytes_freed})
-    out.lines += [f"removed {name}" for name in report.removed]
-    out.lines += [f"not in the cache: {name}" for name in report.absent]
-    out.lines.append(f"freed {human_size(report.bytes_freed)}")
+    args, mgr = ctx.args, ctx.manager()
+    plan = mgr.clear_model_cache(names, dry_run=True)
+    again = " ".join(["lyricsub-hub", command, *(names or []), "--yes"])
+    if not args.dry_run and plan.removed and not args.yes:
+        answer = None if ctx.json else confirm(f"remove {', '.join(plan.removed)} ({human_size(plan.bytes_freed)})?")
+        if answer is None:
+            raise UsageError(f"{command} removes {', '.join(plan.removed)} from the cache; add --yes to do it "
+                             "(--dry-run shows what it would free)", hint=again)
+        if not answer:
+            raise UsageError("nothing removed", hint=again)
+    report = plan if args.dry_run or not plan.removed else mgr.clear_model_cache(names)
+    # with --dry-run, removed and bytes_freed say what would be removed and freed
+    out = Outcome(command, data={"dry_run": bool(args.dry_run), "removed": list(report.removed),
+                                 "absent": list(report.absent), "bytes_freed": report.bytes_freed})
+    out.lines += removal_lines(report, dry_run=bool(args.dry_run))
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..core.text import printable
 from ..errors import LyricsubError
-from . import Context
+from .context import Context
 from .output import Outcome, model_json
 
 _LABEL = {"ok": "ok", "warning": "warn", "problem": "PROBLEM"}
@@ -16,7 +16,7 @@ def cmd_doctor(ctx: Context) -> Outcome:
     args = ctx.args
     # the environment as the user started the command, where the CLI keeps it (main() sets telemetry defaults and,
     # with --offline, the offline switches itself); else the one this process has now
-    environ = getattr(ctx, "environ_at_start", None) or None
+    environ = ctx.environ_at_start
     report = examine(args.index, cache_dir=args.cache_dir, names=args.names, set_name=args.set_name,
                      endpoint=args.endpoint, environ=environ)
     counts = report.counts()
@@ -45,6 +45,7 @@ def cmd_doctor(ctx: Context) -> Outcome:
     for f in report.problems:
         out.errors.append(LyricsubError(f.message, model=f.model, hint=f.hint))
     out.exit_code = 1 if report.problems else 0
+    out.errors_shown = "" if report.problems else None  # the findings and the verdict above said it all
     return out
 
 

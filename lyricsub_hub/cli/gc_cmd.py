@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..core.text import human_size, printable
 from ..errors import DiskSpaceError, UnsafeCacheError, UsageError
-from . import Context
+from .context import Context
 from .output import Outcome
 
 TYPE_CHECKING = False

@@ -33,6 +33,8 @@ class Outcome:
     data: dict[str, Any] = field(default_factory=dict)  # extra top-level JSON keys of this command
     exit_code: int = 0
     streamed: bool = False  # warm --json printed its events as they came: the envelope ends them as one more event
+    notes: list[str] = field(default_factory=list)  # more words for stderr after the errors (text only)
+    errors_shown: str | None = None  # the table already showed each error: stderr gets this line instead ("": none)
 
     def fail(self, exc: LyricsubError) -> None:
         self.errors.append(exc)
@@ -83,10 +85,36 @@ def emit(out: Outcome, as_json: bool) -> int:
     else:
         if out.lines:
             sys.stdout.write("".join(line + "\n" for line in out.lines))
-        for exc in out.errors:
-            sys.stderr.write(f"lyricsub-hub: {exc}\n")
+        sys.stdout.flush()
+        if out.errors and out.errors_shown is not None:
+            sys.stderr.write(f"lyricsub-hub: {out.errors_shown}\n" if out.errors_shown else "")
+        elif out.errors:
+            sys.stderr.write("".join(f"lyricsub-hub: {exc}\n" for exc in out.errors))
+        sys.stderr.write("".join(f"lyricsub-hub: {text}\n" for text in out.notes))
     sys.stdout.flush()
     return out.exit_code
+
+
+def note(text: str, *, quiet: bool = False) -> None:
+    """A line on stderr now, before a slow step, so a person at a terminal knows what is happening. Not with
+    --json, and not where stderr is no terminal: a script gets one line per failure, nothing else."""
+    if not quiet and sys.stderr.isatty():
+        sys.stderr.write(f"lyricsub-hub: {text}\n")
+        sys.stderr.flush()
+
+
+def confirm(question: str) -> bool | None:
+    """Ask on the terminal; None where stdin or stderr is not a terminal (then only --yes removes)."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return None
+    sys.stderr.write(f"{question} [y/N] ")
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 # -- rows shared by several commands -------------------------------------------------------------
@@ -109,6 +137,26 @@ def cache_json(st: Any) -> dict[str, Any] | None:
     if st.cache_dir is None:
         return None
     return {"kind": "site" if st.site else "own", "dir": str(st.cache_dir)}
+
+
+def warm_line(name: str, result: Any) -> str:
+    return f"{name:<28} available  fetched {human_size(result.bytes_fetched)} in {result.seconds:.1f}s  {result.local_path}"
+
+
+def load_row(report: Any) -> dict[str, Any]:
+    return {"device": report.device, "load_seconds": round(report.load_seconds, 3),
+            "run_seconds": round(report.run_seconds, 3), "summary": report.summary}
+
+
+def loaded_line(report: Any) -> str:
+    return (f"loaded on {report.device} in {report.load_seconds:.2f}s, ran in {report.run_seconds:.2f}s: "
+            f"{report.summary}")
+
+
+def removal_lines(report: Any, *, dry_run: bool) -> list[str]:
+    verb, freed = ("would remove", "would free") if dry_run else ("removed", "freed")
+    return ([f"{verb} {name}" for name in report.removed] + [f"not in the cache: {name}" for name in report.absent]
+            + [f"{freed} {human_size(report.bytes_freed)}"])
 
 
 def status_line(st: Any, width: int = 28) -> str:
@@ -149,11 +197,13 @@ class JsonEvents:
 
 
 class Bars:
-    """Progress for people: one bar per model and one per active file on a terminal; a line per finished file
-    otherwise. Thread-safe, and every bar is closed before any other line is written."""
+    """Progress for people: one bar per model and one per active file on a terminal. Elsewhere (CI, container
+    logs) plain lines: one when a model starts, one every `interval` seconds while its bytes flow, one per finished
+    file. Thread-safe, and every bar is closed before any other line is written."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, interval: float = 5.0, clock: Any = None) -> None:
         import threading
+        import time
 
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
@@ -161,6 +211,9 @@ class Bars:
         self.lock = threading.RLock()
         self.models: dict[str, Any] = {}
         self.files: dict[tuple[str, str], Any] = {}
+        self.interval = interval
+        self.clock = clock or time.monotonic
+        self.said: dict[str, float] = {}  # model -> when its last progress line was written
 
     def __call__(self, ev: Any) -> None:
         with self.lock:
@@ -170,10 +223,20 @@ class Bars:
                 self._bars(ev)
 
     def _line(self, ev: Any) -> None:
-        if ev.stage == "file_done":
+        now = self.clock()
+        if ev.stage == "plan":
+            self.said[ev.model] = now
+            self.stream.write(f"{ev.model}: fetching {human_size(ev.model_bytes_total or 0)}\n")
+        elif ev.stage == "file_done":
             self.stream.write(f"{ev.model}: {ev.file} done ({human_size(ev.bytes_total)})\n")
         elif ev.stage == "download" and ev.message:
             self.stream.write(f"{ev.model}: {ev.file or ''} {ev.message}\n")
+        elif ev.stage == "download" and now - self.said.get(ev.model, now) >= self.interval:
+            self.said[ev.model] = now
+            self.stream.write(progress_line(ev) + "\n")
+        else:
+            return
+        self.stream.flush()
 
     def _bars(self, ev: Any) -> None:
         from tqdm import tqdm
@@ -224,6 +287,14 @@ class Bars:
             if self.tty:
                 self.stream.write("\r\x1b[K")
             self.stream.flush()
+
+
+def progress_line(ev: Any) -> str:
+    """One model's progress as a plain line: bytes, share, speed, time left."""
+    total = ev.model_bytes_total
+    share = f" of {human_size(total)} ({100 * ev.model_bytes_done // total}%)" if total else ""
+    left = f", about {ev.eta:.0f}s left" if ev.eta is not None else ""
+    return f"{ev.model}: {human_size(ev.model_bytes_done)}{share} at {human_size(ev.speed)}/s{left}"
 
 
 def _now() -> float:

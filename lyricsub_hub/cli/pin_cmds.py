@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..index import default_index_path
-from . import Context
+from .context import Context
 from .output import Outcome
 
 

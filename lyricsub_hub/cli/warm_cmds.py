@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
-from ..core.text import human_size
-from ..errors import DownloadCancelled, Hint, LyricsubError
-from . import Context
-from .output import Bars, JsonEvents, Outcome, cache_json, model_json
+from ..errors import DownloadCancelled, Hint, LyricsubError, UsageError
+from .context import Context
+from .output import Bars, JsonEvents, Outcome, cache_json, load_row, loaded_line, model_json, note, warm_line
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..index import ModelSpec
+
+
+def check_device(ctx: Context, command: str, names: list[str], *, resolve: bool) -> None:
+    """--device checked before any work: a malformed one is exit 2 at once; with resolve, a GPU torch cannot see
+    fails now too, not after minutes of downloading. The fix names this command, not another."""
+    from ..families.devices import device_problem, resolve_device
+
+    again = " ".join([f"lyricsub-hub {command}", *names, "--device cpu"])
+    problem = device_problem(ctx.args.device)
+    if problem:
+        raise UsageError(problem, hint=again)
+    if resolve:
+        try:
+            resolve_device(ctx.args.device)
+        except LyricsubError as exc:
+            exc.hint = again
+            raise
 
 
 def cmd_warm(ctx: Context) -> Outcome:
     args = ctx.args
+    again = [*args.names, *(["--set", args.set_name] if args.set_name else [])]
+    check_device(ctx, "warm", again, resolve=not args.no_load and args.device.strip().lower() != "cpu")
     mgr = ctx.manager()
     specs = mgr.index.select(args.names, args.set_name)
-    downloader = mgr.downloader(connections=args.connections, max_rate=args.max_rate, keep_refs=args.keep_refs,
-                                transfer=args.transfer)
+    downloader = mgr.downloader(connections=args.connections, max_rate=args.max_rate, keep_refs=args.keep_refs)
     display = JsonEvents() if ctx.json else Bars()
     downloader.set_progress_callback(display)
     out = Outcome("warm", streamed=ctx.json)
@@ -28,60 +49,73 @@ def cmd_warm(ctx: Context) -> Outcome:
         if isinstance(display, Bars):
             display.close()
         downloader.close()
-    shared: set[str] = set()
+    shared: dict[str, list[str]] = {}  # error code -> the models that failed for it after the first
     for spec, result in zip(specs, results):
         st = mgr.status(spec)
         out.models.append(model_json(st) | {"bytes_fetched": result.bytes_fetched, "seconds": round(result.seconds, 3)})
         if result.success:
-            out.lines.append(f"{spec.name:<28} available  fetched {human_size(result.bytes_fetched)} in "
-                             f"{result.seconds:.1f}s  {result.local_path}")
+            out.lines.append(warm_line(spec.name, result))
             if not args.no_load:
-                _load_check(ctx, spec.name, out)
+                _load_check(ctx, spec, out)
             continue
         error = result.failure or LyricsubError(result.error or "download failed", model=spec.name)
         if error.code in ("unreachable", "cancelled", "disk_space") and error.code in shared:
-            out.data.setdefault("skipped", []).append(spec.name)  # the same cause as the model before: said once
+            shared[error.code].append(spec.name)  # the same cause as the model before: said once, named below
             continue
-        shared.add(error.code)
+        shared.setdefault(error.code, [])
         out.fail(error)
+    skipped = [name for names in shared.values() for name in names]
+    if skipped:
+        out.data["skipped"] = skipped
+        out.notes.append(f"not warmed either, for the same reason: {', '.join(skipped)}")
     out.data["bytes_fetched"] = sum(r.bytes_fetched for r in results)
     return out
 
 
-def _load_check(ctx: Context, name: str, out: Outcome) -> None:
+def _load_check(ctx: Context, spec: ModelSpec, out: Outcome) -> None:
     """Prove the model loads and runs once; skipped where its library is not installed."""
-    from ..families import library_missing
+    from ..families import FAMILIES, library_missing
 
-    mgr = ctx.manager()
-    missing = library_missing(mgr.spec(name).family)
+    missing = library_missing(spec.family)
     if missing:
-        out.lines.append(f"{name:<28} load check skipped: {missing} is not installed (pip install 'lyricsub-hub[full]')")
+        out.lines.append(f"{spec.name:<28} load check skipped: {missing} is not installed (pip install 'lyricsub-hub[full]')")
         return
+    note(f"{spec.name}: load check on {ctx.args.device}: importing {FAMILIES[spec.family].library} (the first import "
+         "takes a few seconds)", quiet=ctx.json)
     try:
-        report = mgr.smoke_test(name, device=ctx.args.device)
+        report = ctx.manager().smoke_test(spec.name, device=ctx.args.device)
     except LyricsubError as exc:
         out.fail(exc)
         return
-    out.models[-1]["load"] = {"device": report.device, "load_seconds": round(report.load_seconds, 3),
-                              "run_seconds": round(report.run_seconds, 3), "summary": report.summary}
-    out.lines.append(f"{name:<28} loaded on {report.device} in {report.load_seconds:.2f}s, ran in "
-                     f"{report.run_seconds:.2f}s: {report.summary}")
+    out.models[-1]["load"] = load_row(report)
+    out.lines.append(f"{spec.name:<28} {loaded_line(report)}")
 
 
 def cmd_load(ctx: Context) -> Outcome:
+    from ..cache.status import not_available_error
+    from ..families import FAMILIES, library_missing
+
+    args = ctx.args
+    check_device(ctx, "load", [*args.names, *(["--set", args.set_name] if args.set_name else [])], resolve=False)
     mgr = ctx.manager()
     out = Outcome("load")
-    for name in ctx.args.names:
+    # load loads what is named; what a model requires is opened by its own load, checked there
+    for spec in mgr.index.select(args.names, args.set_name, with_requires=False):
+        st = mgr.status(spec)
+        if not st.available:
+            out.fail(not_available_error(st))
+            continue
+        if not library_missing(spec.family):
+            note(f"{spec.name}: loading on {args.device}: importing {FAMILIES[spec.family].library} (the first import "
+                 "takes a few seconds)", quiet=ctx.json)
         try:
-            rep = mgr.smoke_test(name, device=ctx.args.device)
+            rep = mgr.smoke_test(spec.name, device=args.device)
         except LyricsubError as exc:
             out.fail(exc)
             continue
         st = mgr.status(rep.name)
-        out.models.append({"name": rep.name, "status": "loaded", "path": str(st.path), "cache": cache_json(st),
-                           "device": rep.device, "load_seconds": round(rep.load_seconds, 3),
-                           "run_seconds": round(rep.run_seconds, 3), "summary": rep.summary})
+        out.models.append({"name": rep.name, "status": "loaded", "path": str(st.path), "cache": cache_json(st)}
+                          | load_row(rep))
         where = f"  (from the site cache {st.cache_dir})" if st.site else ""
-        out.lines.append(f"{rep.name:<28} {rep.device:<7} load {rep.load_seconds:.2f}s  run {rep.run_seconds:.2f}s  "
-                         f"{rep.summary}{where}")
+        out.lines.append(f"{rep.name:<28} {loaded_line(rep)}{where}")
     return out

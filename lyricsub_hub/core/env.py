@@ -15,10 +15,6 @@ _TRUE = {"1", "on", "yes", "true"}
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
 
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in _TRUE
-
-
 def is_offline() -> bool:
     """The same rule huggingface_hub applies: HF_HUB_OFFLINE, or else TRANSFORMERS_OFFLINE."""
     value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""

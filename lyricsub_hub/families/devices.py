@@ -117,3 +117,11 @@ def torch_placement(module: object) -> str:
         return "cpu"
     dev = first.device
     return "cpu" if dev.type == "cpu" else f"{dev.type}:{dev.index if dev.index is not None else 0}"
+
+
+def device_problem(device: str) -> str | None:
+    """What is wrong with a --device string, without importing torch (for checking options before any work)."""
+    match = _DEVICE.fullmatch(device.strip().lower())
+    if match and (match.group(2) is None or match.group(1) == "cuda"):
+        return None
+    return f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)"

@@ -115,7 +115,7 @@ TABLE: list[Row] = [
     (lambda e: isinstance(e, ConnectionLost) and e.got == 0 and _never_connected(e),
      lambda e, c: HubUnreachableError(f"cannot reach {c.endpoint}{_tries(c)}: {e}", model=c.model, hint=Hint.warm(c.model))),
     (lambda e: isinstance(e, ConnectionLost),
-     lambda e, c: HubError(f"the download of {c.filename} kept breaking off{_tries(c)}: {e}", model=c.model,
+     lambda e, c: HubError(f"the download of {c.filename or c.repo} kept breaking off{_tries(c)}: {e}", model=c.model,
                            hint=Hint.warm(c.model))),
 ]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..core.checks import is_commit, is_git_sha1, is_sha256, safe_file_name
 from ..errors import HubError
-from .http import BadAnswer, Client, ConnectionLost, HttpStatus
+from .http import BadAnswer, Client, ConnectionLost, HttpStatus, _reason
 from .resolve import resolve_url
 
 MAX_SIZE = 2**50  # 1 PB: any listed size beyond is junk
@@ -46,7 +46,8 @@ def list_repo(endpoint: str, token: str | None, repo: str, revision: str, *, mod
         if isinstance(status, int):
             headers = {str(k).lower(): str(v) for k, v in getattr(response, "headers", {}).items()}
             raise HttpStatus(status, f"{endpoint}/api/models/{repo}", headers) from None
-        raise ConnectionLost(f"{type(exc).__name__} ({endpoint})") from None
+        # no answer at all: say why (refused, no such host, ...) so the table can tell "cannot reach" from a cut
+        raise ConnectionLost(_reason(exc, endpoint).rsplit(" (", 1)[0]) from None  # the table names the endpoint
     commit = getattr(info, "sha", None)
     if not is_commit(commit):
         raise HubError(f"the Hub answered a commit id for {repo} that is not 40 hex; refusing it", model=model)

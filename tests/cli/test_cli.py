@@ -32,7 +32,8 @@ def test_status_text_names_the_next_command(small_repos, index_file, capsys) -> 
     assert main(["status", "--set", "default", "--index", str(index_file)]) == 1
     out, err = capsys.readouterr()
     assert "demucs:tiny" in out and "missing" in out and "run: lyricsub-hub warm demucs:tiny" in out
-    assert err.strip().splitlines()[0].startswith("lyricsub-hub: demucs:tiny: not in the cache (run: lyricsub-hub warm demucs:tiny)")
+    # the table says which models and what to run; stderr does not repeat them, it sums them up in one line
+    assert err.splitlines() == ["lyricsub-hub: 2 of 2 models not available (the table above says why)"]
 
 
 def test_path_prints_only_the_folder_and_fails_cleanly(hub, small_repos, index_file, cache_dir, capsys) -> None:
@@ -52,11 +53,18 @@ def test_list_info_rm_clear(hub, small_repos, index_file, cache_dir, capsys) -> 
         "demucs:tiny": "available", "whisper:tiny": "missing"}
     assert main(["info", "demucs:tiny", "--index", str(index_file)]) == 0
     assert "test/tiny-demucs" in capsys.readouterr().out
-    assert main(["clear", "--index", str(index_file)]) == 2
+    assert main(["clear", "--index", str(index_file)]) == 2  # not a terminal: only --yes removes
     assert "--yes" in capsys.readouterr().err
-    assert main(["rm", "demucs:tiny", "--json", "--index", str(index_file)]) == 0
+    assert main(["rm", "demucs:tiny", "--index", str(index_file)]) == 2  # rm asks the same way
+    assert "lyricsub-hub rm demucs:tiny --yes" in capsys.readouterr().err
+    assert main(["rm", "demucs:tiny", "--dry-run", "--json", "--index", str(index_file)]) == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert dry["dry_run"] is True and dry["removed"] == ["demucs:tiny"] and dry["bytes_freed"] >= 300_000
+    assert (cache_dir / "models--test--tiny-demucs" / "snapshots").is_dir()  # the dry run removed nothing
+    assert main(["rm", "demucs:tiny", "--yes", "--json", "--index", str(index_file)]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["removed"] == ["demucs:tiny"] and doc["bytes_freed"] >= 300_000
+    assert doc["removed"] == ["demucs:tiny"] and doc["bytes_freed"] == dry["bytes_freed"] and doc["dry_run"] is False
+    assert not (cache_dir / "models--test--tiny-demucs" / "snapshots").exists()
 
 
 @pytest.mark.parametrize("argv,code,words", [

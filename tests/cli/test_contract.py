@@ -18,7 +18,7 @@ EVENT = {"schema", "command", "event", "model", "file", "bytes_done", "bytes_tot
          "model_bytes_total", "speed", "eta", "message", "time"}
 EXTRA = {  # the keys a command adds to the envelope
     "list": set(), "status": set(), "info": set(), "path": set(), "verify": set(),
-    "rm": {"removed", "absent", "bytes_freed"}, "clear": {"removed", "absent", "bytes_freed"},
+    "rm": {"dry_run", "removed", "absent", "bytes_freed"}, "clear": {"dry_run", "removed", "absent", "bytes_freed"},
     "warm": {"bytes_fetched"},
 }
 
@@ -67,6 +67,6 @@ def test_errors_keep_their_keys_and_exit_codes(index_file) -> None:
 
 
 def test_removal_reports_what_it_freed(warmed, index_file) -> None:
-    doc = _doc("rm", "whisper:tiny", "--index", str(index_file))
+    doc = _doc("rm", "whisper:tiny", "--yes", "--index", str(index_file))
     assert set(doc) == ENVELOPE | EXTRA["rm"]
     assert doc["removed"] == ["whisper:tiny"] and doc["absent"] == [] and doc["bytes_freed"] > 0

@@ -15,7 +15,7 @@ from tests.helpers import ROOT, add, payload, write_index
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def _run_on_a_terminal(args: list[str], timeout: float = 60) -> str:
+def run_on_a_terminal(args: list[str], timeout: float = 60, code: int = 0) -> str:
     """stdout and stderr on one pseudo-terminal, as a person sees them."""
     leader, follower = pty.openpty()
     env = {**os.environ, "COLUMNS": "100", "TERM": "xterm"}
@@ -38,7 +38,7 @@ def _run_on_a_terminal(args: list[str], timeout: float = 60) -> str:
             break
     proc.wait(10)
     os.close(leader)
-    assert proc.returncode == 0, out.decode(errors="replace")[-2000:]
+    assert proc.returncode == code, out.decode(errors="replace")[-2000:]
     return out.decode(errors="replace")
 
 
@@ -47,7 +47,7 @@ def test_bars_are_closed_before_the_summary_line(hub, tmp_path) -> None:
     b = add(hub, "whisper:b", "test/b", {"model.bin": payload(42, 6_000_000), "tokenizer.json": b"{}"})
     index = write_index(tmp_path / "p.yaml", [a, b])
     hub.throttle(15_000_000)
-    text = _run_on_a_terminal(["warm", "whisper:a", "whisper:b", "--index", str(index), "--endpoint", hub.endpoint,
+    text = run_on_a_terminal(["warm", "whisper:a", "whisper:b", "--index", str(index), "--endpoint", hub.endpoint,
                                "--no-load", "--connections", "4"])
     screen = _ANSI.sub("", text).replace("\r\n", "\n")
     assert "%|" in screen  # bars were drawn

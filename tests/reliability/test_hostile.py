@@ -308,7 +308,7 @@ def test_6_a_blob_link_into_another_folder_is_never_deleted_through(hub, planted
     _count("6-shared-cache")
 
 
-@pytest.mark.parametrize("command", [["rm", "whisper:h6"], ["clear", "--yes"]])
+@pytest.mark.parametrize("command", [["rm", "whisper:h6", "--yes"], ["clear", "--yes"]])
 def test_6_rm_refuses_when_a_snapshot_link_leaves_the_cache(hub, planted, cache_dir, command) -> None:
     repo, index, victim, blobs, data = planted
     assert run_cli(*warm_args(hub.endpoint, index, "whisper:h6")).returncode == 0
