@@ -45,6 +45,7 @@ def main() -> int:
     from lyricsub_hub.testing.hub import TestHub
 
     step("1. generating tiny but real models (Demucs, faster-whisper, wav2vec2, pyannote)")
+    print("  importing torch and the speech libraries and writing the models: about 15 s, no network", flush=True)
     tiny = make_tiny(DEMO / "tiny")
     with TestHub() as hub:
         step(f"2. a Hub-compatible server on {hub.endpoint} serves them (diarization is gated)")

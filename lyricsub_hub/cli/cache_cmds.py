@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..core.text import human_size, printable
 from ..errors import Hint, ModelNotAvailableError, UsageError
-from ..index.model import DEFAULT_SET
+from ..index import DEFAULT_SET
 from .context import Context
 from .output import Outcome, model_json, status_line
 

@@ -65,8 +65,8 @@ def cmd_warm(ctx: Context) -> Outcome:
         shared.setdefault(error.code, [])
         out.fail(error)
     skipped = [name for names in shared.values() for name in names]
+    out.data["skipped"] = skipped
     if skipped:
-        out.data["skipped"] = skipped
         out.notes.append(f"not warmed either, for the same reason: {', '.join(skipped)}")
     out.data["bytes_fetched"] = sum(r.bytes_fetched for r in results)
     return out
