@@ -25,8 +25,9 @@ def _statuses(ctx: Context, *, require: bool) -> Outcome:
         out.lines.append(status_line(st, width))
         if require and not st.available:
             out.fail(not_available_error(st))
-    if out.errors:  # each row above already says what is wrong and the command that fixes it
-        out.errors_shown = f"{len(out.errors)} of {len(statuses)} models not available (the table above says why)"
+    if len(out.errors) > 1:  # each row above already says what is wrong and what to run: stderr names them once
+        names = ", ".join(e.model or "?" for e in out.errors)
+        out.errors_shown = f"{len(out.errors)} of {len(statuses)} models not available: {names} (the table above says why)"
     return out
 
 

@@ -33,7 +33,7 @@ def test_status_text_names_the_next_command(small_repos, index_file, capsys) -> 
     out, err = capsys.readouterr()
     assert "demucs:tiny" in out and "missing" in out and "run: lyricsub-hub warm demucs:tiny" in out
     # the table says which models and what to run; stderr does not repeat them, it sums them up in one line
-    assert err.splitlines() == ["lyricsub-hub: 2 of 2 models not available (the table above says why)"]
+    assert err.splitlines() == ["lyricsub-hub: 2 of 2 models not available: demucs:tiny, whisper:tiny (the table above says why)"]
 
 
 def test_path_prints_only_the_folder_and_fails_cleanly(hub, small_repos, index_file, cache_dir, capsys) -> None:

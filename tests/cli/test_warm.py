@@ -173,7 +173,7 @@ def test_disk_filling_up_mid_download_is_clear_and_resumable(hub, big, small_dis
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 4 and "disk filled up" in err and "Traceback" not in err
     st = ModelManager(index, cache).status("demucs:big")
-    assert st.status in ("missing", "partial") and st.resumable_bytes > 0
+    assert st.status == "partial" and st.resumable_bytes > 0  # big.yaml is whole, the weights are not
     filler.unlink()
     hub.throttle(None)
     assert run_cli(*warm_args(hub, index), "--cache-dir", str(cache)).returncode == 0
