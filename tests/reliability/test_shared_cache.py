@@ -239,7 +239,7 @@ def test_members_with_umask_022_and_002_share_a_setgid_cache(hub, world, team, i
 
     both = run_as(a, *cli(hub, index, "verify", "--deep", "whisper:x1", "whisper:x2", "whisper:y", "--cache-dir", str(team)))
     assert both.returncode == 0, both.stderr
-    gone = run_as(a, *cli(hub, index, "rm", "whisper:y", "--cache-dir", str(team)))  # B's repo, removed by A
+    gone = run_as(a, *cli(hub, index, "rm", "whisper:y", "--yes", "--cache-dir", str(team)))  # B's repo, removed by A
     assert gone.returncode == 0 and "removed whisper:y" in gone.stdout, gone.stderr
     assert not (repo_dir(team, "team/y") / "snapshots").is_dir() or not any((repo_dir(team, "team/y") / "snapshots").iterdir())
     assert team_problems(team) == []
@@ -409,7 +409,7 @@ def test_a_fresh_account_with_umask_002_runs_every_command(hub, world, repos) ->
     commands = [
         ["list"], ["info", "whisper:x1"], ["lock", "whisper:x1"], ["warm", "whisper:x1", "whisper:y", "--no-load"],
         ["status", "whisper:x1"], ["path", "whisper:x1"], ["verify"], ["verify", "--deep", "whisper:x1"],
-        ["doctor", "whisper:x1"], ["export", "whisper:x1", "-o", str(bundle)], ["rm", "whisper:x1"],
+        ["doctor", "whisper:x1"], ["export", "whisper:x1", "-o", str(bundle)], ["rm", "whisper:x1", "--yes"],
         ["import", str(bundle)], ["gc", "--dry-run"], ["gc"], ["load", "whisper:x1", "--device", "cpu"],
         ["clear", "--yes"],
     ]
