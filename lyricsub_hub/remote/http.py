@@ -242,6 +242,8 @@ class Client:
         except urllib3.exceptions.SSLError as exc:
             raise _tls_failure(exc, url, self.trust) from None
         except urllib3.exceptions.HTTPError as exc:
+            if proxy is not None and proxy.is_socks and isinstance(exc, urllib3.exceptions.NewConnectionError):
+                raise _socks_failure(exc, proxy, url) from None
             raise ConnectionLost(_reason(exc, url), url=url) from None
         if proxy is not None and resp.status == 407:  # a plain-http request the proxy itself answered
             resp.drain_conn()
@@ -259,13 +261,13 @@ class Client:
             return self._proxies[proxy.url]
 
 
-def _refused(proxy: Proxy, url: str) -> ProxyFailure:
+def _refused(proxy: Proxy, url: str, how: str = "407") -> ProxyFailure:
     if proxy.username:
-        return ProxyFailure(f"the proxy at {proxy.address} refused the credentials (407) that {proxy.variable} gives "
+        return ProxyFailure(f"the proxy at {proxy.address} refused the credentials ({how}) that {proxy.variable} gives "
                             f"(user {proxy.username})", url=url,
                             fix=f"put the right USER:PASSWORD@ before {proxy.address} in {proxy.variable}, "
                                 "percent-encoding @ : % in them")
-    return ProxyFailure(f"the proxy at {proxy.address} (from {proxy.variable}) asks for credentials (407) and none "
+    return ProxyFailure(f"the proxy at {proxy.address} (from {proxy.variable}) asks for credentials ({how}) and none "
                         "are set", url=url, fix=f"put USER:PASSWORD@ before {proxy.address} in {proxy.variable}")
 
 
@@ -292,6 +294,26 @@ def _proxy_failure(exc: BaseException, proxy: Proxy | None, url: str) -> Transfe
     return ProxyFailure(f"cannot connect to the proxy at {proxy.address} (from {proxy.variable}): {why}", url=url,
                         fix=f"check {proxy.variable}, or unset it where the Hub is reachable "
                             "directly")
+
+
+def _socks_failure(exc: BaseException, proxy: Proxy, url: str) -> TransferError:
+    """PySocks' words through urllib3: the proxy's auth, the proxy itself, or the proxy's reply about the target."""
+    text = str(exc)
+    target = urlsplit(url).netloc.rpartition("@")[2]
+    if "authentication failed" in text.lower() or "authentication is required" in text.lower():
+        return _refused(proxy, url, "SOCKS5 authentication failed")
+    reply = re.search(r"0x0[1-8]: ([^)\]]+)", text)
+    if reply:
+        failure = ProxyFailure(f"the SOCKS proxy at {proxy.address} (from {proxy.variable}) could not reach {target} "
+                               f"({reply[1].strip()[:80]})", url=url,
+                               fix=f"check that the proxy may reach {target}, or add it to NO_PROXY if it is reachable "
+                                   "directly")
+        failure.transient = True  # the proxy's own way out may come back
+        return failure
+    why = re.search(r"\[Errno -?\d+\] ([^)\]]+)", text)
+    return ProxyFailure(f"cannot connect to the proxy at {proxy.address} (from {proxy.variable}): "
+                        f"{why[1].strip()[:80] if why else 'no connection'}", url=url,
+                        fix=f"check {proxy.variable}, or unset it where the Hub is reachable directly")
 
 
 def _tls_failure(exc: BaseException, url: str, trusted: Trust) -> TransferError:

@@ -27,6 +27,7 @@ SQUID = shutil.which("squid") or ("/usr/sbin/squid" if os.path.exists("/usr/sbin
 NCSA = next((p for p in ("/usr/lib/squid/basic_ncsa_auth", "/usr/lib64/squid/basic_ncsa_auth",
                          "/usr/libexec/squid/basic_ncsa_auth") if os.path.exists(p)), None)
 HTPASSWD = shutil.which("htpasswd")
+MICROSOCKS = shutil.which("microsocks")
 PROXY_ONLY_HOST = "hub.corp.test"  # resolvable by squid alone (its hosts_file), never by the client
 USER = "alice"
 PASSWORD = "p@ss:w%rd-7Qz"  # every character that needs percent-encoding in a URL
@@ -159,6 +160,36 @@ def _listening(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+class Socks:
+    """microsocks (Debian's), a SOCKS5 proxy with user/password auth on a loopback port; it logs each connection."""
+
+    def __init__(self, workdir: Path) -> None:
+        if not MICROSOCKS:
+            pytest.skip("microsocks not installed (apt-get install microsocks; .ci/run does)")
+        self.port = free_port()
+        self.log = workdir / "microsocks.log"
+        self._out = open(self.log, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen([MICROSOCKS, "-i", "127.0.0.1", "-p", str(self.port), "-u", USER, "-P", PASSWORD],
+                                     stdout=self._out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while not _listening(self.port):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"microsocks did not start: {self.log.read_text(errors='replace')[-500:]}")
+            time.sleep(0.02)
+
+    def url(self, password: str = PASSWORD) -> str:
+        return f"socks5h://{USER}:{quote(password, safe='')}@127.0.0.1:{self.port}"
+
+    def log_text(self) -> str:
+        time.sleep(0.05)
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(5)
+        self._out.close()
 
 
 class TlsFront:

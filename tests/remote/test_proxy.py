@@ -20,7 +20,7 @@ import pytest
 from lyricsub_hub.testing.hub import TestHub
 from tests.helpers import LoopbackServer, add, payload, repo_dir, run_cli, write_index
 
-from .netfixtures import PASSWORD, PROXY_ONLY_HOST, Squid, TlsFront, free_port, need_squid
+from .netfixtures import MICROSOCKS, PASSWORD, PROXY_ONLY_HOST, Socks, Squid, TlsFront, free_port, need_squid
 
 ROUTE_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
                    "SSL_CERT_FILE", "SSL_CERT_DIR")
@@ -35,6 +35,7 @@ class Net:
     front: TlsFront
     repo: object
     index: Path
+    socks: Socks | None = None  # where microsocks is installed
     closed: int = field(default_factory=free_port)  # nothing listens there
 
     @property
@@ -55,13 +56,16 @@ def net(tmp_path_factory: pytest.TempPathFactory):
     work = tmp_path_factory.mktemp("net")
     squid = Squid().start()
     hub = TestHub().start()
-    front = None
+    front = socks = None
     try:
         front = TlsFront(int(hub.endpoint.rsplit(":", 1)[1]), work)
+        socks = Socks(work) if MICROSOCKS else None
         repo = add(hub, MODEL, "corp/px", {"px.yaml": b"models: ['px']\n", "px.safetensors": payload(17, 400_000)})
         index = write_index(work / "index.yaml", [repo])
-        yield Net(squid, hub, front, repo, index)
+        yield Net(squid, hub, front, repo, index, socks)
     finally:
+        if socks is not None:
+            socks.stop()
         if front is not None:
             front.stop()
         hub.stop()
@@ -77,6 +81,12 @@ class Case:
     via: str | None = None  # "open" or "auth": the squid port that must carry the requests; None: squid sees nothing
     cdn: bool = False  # LFS files answer 302 to the second host (127.0.0.2), as the Hub's CDN
     hf_differs: dict[str, str] = field(default_factory=dict)  # huggingface_hub major -> why its result differs
+
+
+def _socks(net: Net) -> Socks:
+    if net.socks is None:
+        pytest.skip("microsocks not installed (apt-get install microsocks; .ci/run does)")
+    return net.socks
 
 
 def _closed(net: Net) -> str:
@@ -108,6 +118,10 @@ CASES = [
     Case("NO_PROXY *", "http-ip", lambda n: {"ALL_PROXY": n.squid.open_url(), "no_proxy": "*"}),
     Case("NO_PROXY host:port", "http-localhost",
          lambda n: {"HTTP_PROXY": n.squid.open_url(), "NO_PROXY": f"localhost:{n.port}"}),
+    Case("socks5h, credentials", "http-ip", lambda n: {"ALL_PROXY": _socks(n).url()}, via="socks",
+         hf_differs={"2": "httpx needs the socksio package for SOCKS proxies"}),
+    Case("socks5h, wrong credentials", "http-ip", lambda n: {"ALL_PROXY": _socks(n).url("wrong")},
+         fails="the proxy at 127.0.0.1:{socks} refused the credentials (SOCKS5 authentication failed) that ALL_PROXY gives"),
     Case("SSL_CERT_FILE", "https-ip", lambda n: {"SSL_CERT_FILE": str(n.front.ca_file)}, hf_differs={"0": NO_SSL_CERT_FILE}),
     Case("CURL_CA_BUNDLE", "https-ip", lambda n: {"CURL_CA_BUNDLE": str(n.front.ca_file)}, hf_differs={"2": NO_REQUESTS_CA}),
     Case("company root in the system store", "https-ip", lambda n: {"SSL_CERT_DIR": str(n.front.ca_dir)},
@@ -153,8 +167,17 @@ def _port(net: Net, via: str) -> int:
     return net.squid.open_port if via == "open" else net.squid.auth_port
 
 
-def _check_route(net: Net, case: Case, since: int, hub_before: int) -> None:
-    entries = [e for e in net.squid.entries(since) if e["method"] != "-"]
+def _mark(net: Net) -> tuple[int, int]:
+    return net.squid.mark(), len(net.socks.log_text().splitlines()) if net.socks else 0
+
+
+def _check_route(net: Net, case: Case, since: tuple[int, int], hub_before: int) -> None:
+    entries = [e for e in net.squid.entries(since[0]) if e["method"] != "-"]
+    if case.via == "socks":
+        assert net.socks is not None and entries == [], entries
+        lines = net.socks.log_text().splitlines()[since[1]:]
+        assert any(f"connected to 127.0.0.1:{net.port}" in line for line in lines), lines
+        return
     if case.via is None:
         assert entries == [], f"{case.id}: nothing may go through the proxy, squid saw {entries}"
         return
@@ -173,6 +196,7 @@ def _no_secret(net: Net, texts: list[str], folder: Path) -> None:
         for text in texts:
             assert secret not in text
         assert secret not in net.squid.log_text()
+        assert net.socks is None or secret not in net.socks.log_text()
         for path in folder.rglob("*"):
             if path.is_file() and path.stat().st_size < 5_000_000:
                 assert secret.encode() not in path.read_bytes(), path
@@ -180,14 +204,15 @@ def _no_secret(net: Net, texts: list[str], folder: Path) -> None:
 
 def _words(case: Case, net: Net) -> str:
     assert case.fails is not None
-    return case.fails.format(auth=net.squid.auth_port, open=net.squid.open_port, tls=net.front.port)
+    return case.fails.format(auth=net.squid.auth_port, open=net.squid.open_port, tls=net.front.port,
+                             socks=net.socks.port if net.socks else 0)
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_warm(case: Case, net: Net, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _route_env(monkeypatch, net, case)
     cache = tmp_path / "cache"
-    since, hub_before = net.squid.mark(), len(net.hub.requests)
+    since, hub_before = _mark(net), len(net.hub.requests)
     started = time.monotonic()
     proc = run_cli("warm", MODEL, "--index", str(net.index), "--endpoint", net.endpoint(case.endpoint), "--no-load",
                    "--cache-dir", str(cache), timeout=60)
@@ -248,7 +273,7 @@ def test_snapshot_download_reference(case: Case, net: Net, tmp_path: Path, monke
         close()  # httpx reads proxies and CA settings when its client is made
     if case.fails is not None or differs:
         _no_backoff_waits(monkeypatch)
-    since = net.squid.mark()
+    since = _mark(net)
     cache = tmp_path / "hf-cache"
     try:
         path = huggingface_hub.snapshot_download(net.repo.repo, revision=net.repo.commit, cache_dir=str(cache),
