@@ -27,8 +27,8 @@ from typing import cast
 
 from ..core.checks import is_commit, is_git_sha1, is_repo_id, is_sha256, safe_file_name, safe_ref_name
 from ..core.fs import UMASK, new_temp, real_dir
-from ..core.text import human_size
-from ..errors import BundleError, BundleFormatError, DiskSpaceError, LyricsubError
+from ..core.text import human_size, printable
+from ..errors import BundleError, BundleFormatError, DiskSpaceError, LyricsubError, UnsafeCacheError
 from ..index import ModelIndex, ModelSpec, unpinned_error
 from .layout import IMPORT_PREFIX, blobs_dir, link_target, repo_folder, snapshot_dir
 from .records import Stamp
@@ -64,6 +64,9 @@ MANIFEST = "manifest.json"
 FORMAT = 1
 MAX_MANIFEST = 16 << 20
 MAX_REF = 256
+MAX_DEPTH = 8  # of the manifest's JSON: format 1 nests 5 deep (document, models, model, files, file)
+MAX_SIZE = 1 << 50  # bytes: no pinned file is larger (1 PiB); a 400-digit size is no size
+SPARE_MEMBERS = 64  # members a bundle may hold beyond what its manifest lists (folders a re-packing tar adds)
 
 
 def _again(name: str) -> str:
@@ -119,10 +122,7 @@ class Manifest:
     @classmethod
     def parse(cls, data: bytes) -> Manifest:
         """Strict: every value that will become a path is checked here; anything else is a BundleFormatError."""
-        try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BundleFormatError(f"{MANIFEST} is not JSON ({str(exc)[:80]})") from None
+        doc = _load_json(data)
         if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("models"), list):
             found = doc.get("format") if isinstance(doc, dict) else None
             tool = str(doc.get("tool", ""))[:40] if isinstance(doc, dict) else ""
@@ -136,6 +136,36 @@ class Manifest:
         return cls(models, str(doc.get("created", ""))[:40], str(doc.get("tool", ""))[:80])
 
 
+def _load_json(data: bytes) -> object:
+    """The manifest's JSON, bounded and typed: no NaN or Infinity, integers of at most 18 digits, no lone surrogate,
+    at most MAX_DEPTH levels deep; anything else is a BundleFormatError (exit 2), never a traceback."""
+    def constant(word: str) -> object:
+        raise ValueError(f"{word} is not allowed")
+
+    def integer(text: str) -> int:
+        if len(text.lstrip("-")) > 18:
+            raise ValueError(f"a number of {len(text)} digits")
+        return int(text)
+
+    try:
+        doc = json.loads(data.decode("utf-8"), parse_constant=constant, parse_int=integer, parse_float=constant)
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")  # a lone surrogate (\ud800) breaks every line showing it
+    except RecursionError:  # the parser's own bound on nesting (about 1000 levels)
+        raise BundleFormatError(f"{MANIFEST} nests deeper than {MAX_DEPTH} levels") from None
+    except (ValueError, UnicodeError) as exc:
+        raise BundleFormatError(f"{MANIFEST} is not JSON a bundle holds ({printable(str(exc)[:80])})") from None
+    if _depth(doc) > MAX_DEPTH:
+        raise BundleFormatError(f"{MANIFEST} nests deeper than {MAX_DEPTH} levels")
+    return doc
+
+
+def _depth(value: object, level: int = 1) -> int:
+    if level > MAX_DEPTH:
+        return level
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return max((_depth(v, level + 1) for v in children), default=level)
+
+
 def _parse_model(i: int, raw: object) -> BundleModel:
     where = f"{MANIFEST}: models[{i}]"
     if not isinstance(raw, dict) or not isinstance(raw.get("files"), list):
@@ -147,7 +177,8 @@ def _parse_model(i: int, raw: object) -> BundleModel:
         raise BundleFormatError(f"{where} ({name}): bad repo, revision or branch")
     files = []
     for j, f in enumerate(raw["files"]):
-        ok = isinstance(f, dict) and safe_file_name(f.get("name")) and type(f.get("size")) is int and f["size"] >= 0 \
+        ok = isinstance(f, dict) and safe_file_name(f.get("name")) and type(f.get("size")) is int \
+            and 0 <= f["size"] <= MAX_SIZE \
             and is_sha256(f.get("sha256")) and (f.get("blob") == f.get("sha256") or is_git_sha1(f.get("blob")))
         if not ok:
             raise BundleFormatError(f"{where} ({name}): files[{j}] is not a safe name with a size, a sha256 and a blob id")
@@ -382,7 +413,9 @@ class _Importer:
         self.links: dict[str, tuple[_Target, str]] = {}
         self.refs: dict[str, list[_Target]] = {}
         self.held: dict[str, _Held] = {}  # blob member -> verified bytes
-        self.strays: list[str] = []
+        self.strays = 0  # refused members: a count and the first one, never a list a flood could grow
+        self.first_stray = ""
+        self.members = 0
         self.pump = Pump()
         for t in self.targets:
             m = t.bm
@@ -390,6 +423,10 @@ class _Importer:
                 self.blobs.setdefault(m.blob_member(f), (m, f, []))[2].append(t)
                 self.links[m.link_member(f)] = (t, link_target(f.name, f.blob))
             self.refs.setdefault(m.ref_member, []).append(t)
+        self.folders = {name.rsplit("/", i)[0] for name in (*self.blobs, *self.links, *self.refs)
+                        for i in range(1, name.count("/") + 1)}  # every folder above a member: one set, built once
+        # what an honest bundle holds: the manifest, each blob, link and ref once, and the folders a tar adds
+        self.max_members = 1 + len(self.blobs) + len(self.links) + len(self.refs) + len(self.folders) + SPARE_MEMBERS
 
     # -- plan: the manifest against the index and the cache, before any member is read
     def plan(self) -> None:
@@ -399,7 +436,11 @@ class _Importer:
                 self._fail([t], why, hint="lyricsub-hub import FILE --index <the model_index.yaml the bundle was made with>")
                 continue
             assert t.spec is not None
-            st = self.cache.status(t.spec)
+            try:
+                st = self.cache.status(t.spec)
+            except UnsafeCacheError as exc:  # its repo folder is a planted link: nothing is written into it
+                self._fail([t], exc.message, hint=exc.hint)
+                continue
             if st.available:
                 t.state = "present"
                 continue
@@ -440,6 +481,9 @@ class _Importer:
     def consume(self, reader: TarReader) -> None:
         try:
             while (member := reader.next()) is not None:
+                self.members += 1
+                if self.members > self.max_members:
+                    raise Damaged(f"it holds more than the {self.max_members} members its manifest accounts for")
                 self._member(reader, member)
         except (Truncated, Damaged) as exc:
             self._fail(self._pending(), f"the bundle is cut short or damaged: {exc}",
@@ -462,7 +506,7 @@ class _Importer:
             self._link(name, m)
         elif name in self.refs:
             self._ref(reader, name, m)
-        elif m.kind != tarfile.DIRTYPE or not any(n.startswith(name + "/") for n in (*self.blobs, *self.links)):
+        elif m.kind != tarfile.DIRTYPE or name not in self.folders:
             self._stray(name, f"a {kind_word(m.kind)} no model of the manifest lists")
 
     def _blob(self, reader: TarReader, name: str, m: Member) -> None:
@@ -612,7 +656,9 @@ class _Importer:
                                       hint=hint or _again(t.bm.name))
 
     def _stray(self, name: str, why: str) -> None:
-        self.strays.append(f"{name[:160]!r}: {why}")
+        if not self.strays:
+            self.first_stray = f"{name[:160]!r}: {why}"
+        self.strays += 1
 
     def cleanup(self) -> None:
         """Temp files no model published go: a model that failed leaves no new blobs. Placed models stay."""
@@ -627,9 +673,9 @@ class _Importer:
                      for t in self.targets)
         problems: list[LyricsubError] = []
         if self.strays:
-            more = f" (and {len(self.strays) - 1} more)" if len(self.strays) > 1 else ""
-            problems.append(BundleError(f"refused {len(self.strays)} member(s) of the bundle, writing nothing for them: "
-                                        f"{self.strays[0]}{more}", hint="lyricsub-hub export NAME... -o FILE (make the bundle again)"))
+            more = f" (and {self.strays - 1} more)" if self.strays > 1 else ""
+            problems.append(BundleError(f"refused {self.strays} member(s) of the bundle, writing nothing for them: "
+                                        f"{self.first_stray}{more}", hint="lyricsub-hub export NAME... -o FILE (make the bundle again)"))
         return ImportReport(rows, tuple(problems), arrived, seconds)
 
 

@@ -22,8 +22,10 @@ The rules, in the order the plan applies them:
   its files at its pinned revision, as huggingface_hub's scan reports it (loading reads them; with the
   usual relatime mount the kernel moves atime at most once a day). Ties: larger first, then by name.
 
-The cache's size is what huggingface_hub's scan counts (blobs that snapshots use, in every repo) plus
-the part files and unused blobs of the index's repos.
+The cache's size, for the budget, is what the index's repos hold on disk (st_blocks, not the size a sparse
+file claims): the blobs their snapshots use, plus their part files and unused blobs. Other repos are never
+read, counted or touched. A repo whose folder, or its snapshots, blobs or refs folder, is not a real folder
+inside the cache (a link another user planted) is refused whole: nothing in it is read or removed.
 """
 
 from __future__ import annotations
@@ -36,12 +38,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..core.checks import acceptable_etag, is_commit
-from ..core.fs import inside, regular_file, unlink_inside
+from ..core.fs import inside, open_regular, regular_file, unlink_inside
 from ..core.text import one_line
 from ..errors import Hint, LyricsubError, UnsafeCacheError
 from ..index import ModelSpec
-from .layout import HF_INCOMPLETE, IMPORT_PREFIX, PART_SUFFIX, RANGES_SUFFIX, blobs_dir, lock_path, repo_folder, snapshot_dir
-from .removal import check_links
+from .layout import (
+    HF_INCOMPLETE,
+    IMPORT_PREFIX,
+    PART_SUFFIX,
+    RANGES_SUFFIX,
+    blobs_dir,
+    lock_path,
+    repo_folder,
+    repo_problem,
+    snapshot_dir,
+)
+from .removal import check_links, on_disk, scan_repos
 from .store import Cache
 
 TYPE_CHECKING = False
@@ -97,7 +109,8 @@ class Survey:
     loose: tuple[Loose, ...]
     unscanned: tuple[tuple[str, str], ...]  # (repo, why huggingface_hub could not scan it)
     busy: frozenset[str] = frozenset()  # repos a download is running into now (one of their blob locks is held)
-    hf: Any = field(default=None, compare=False, repr=False)  # HFCacheInfo narrowed to the index's repos
+    hf: Any = field(default=None, compare=False, repr=False)  # HFCacheInfo of the index's repos only
+    refused: tuple[tuple[str, str], ...] = ()  # (repo, why): its folders are links or not folders; never read or touched
 
 
 # -- the plan and the report ---------------------------------------------------------------------------
@@ -162,7 +175,7 @@ def survey(cache: Cache, specs: Iterable[ModelSpec]) -> Survey:
     """Read what the index's repos hold. Writes nothing (locks are probed, never taken)."""
     specs = list(specs)
     repos = sorted({s.repo for s in specs})
-    info, unscanned = _scan(cache.cache_dir, repos)
+    info, unscanned, refused = _scan(cache.cache_dir, repos)
     names: dict[tuple[str, str], set[str]] = {}
     for s in specs:
         if s.revision:
@@ -178,14 +191,15 @@ def survey(cache: Cache, specs: Iterable[ModelSpec]) -> Survey:
                                       _unsafe(cache.cache_dir, repo_id, rev.commit_hash)))
     parts: list[Part] = []
     loose: list[Loose] = []
-    for repo_id in repos:
+    for repo_id in sorted(set(repos) - {r for r, _ in refused}):  # a refused repo's folders are never read
         p, lo = _blobs(cache.cache_dir, repo_id, used.get(repo_id))
         parts += p
         loose += lo
     size = (info.size_on_disk if info is not None else 0) + sum(p.size for p in parts) + sum(b.size for b in loose)
     narrowed = replace(info, repos=frozenset(mine.values())) if info is not None else None
     busy = frozenset(r for r in repos if downloading(cache.cache_dir, r))
-    return Survey(cache.cache_dir, size, tuple(revisions), tuple(parts), tuple(loose), unscanned, busy, narrowed)
+    return Survey(cache.cache_dir, size, tuple(revisions), tuple(parts), tuple(loose), unscanned, busy, narrowed,
+                  refused)
 
 
 def parts_of(cache_dir: Path, repos: Iterable[str]) -> list[Part]:
@@ -214,7 +228,7 @@ def lock_held(path: Path) -> bool | None:
     import fcntl
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        fd = open_regular(path)  # no link, and a planted FIFO neither hangs the probe nor counts as a lock
     except FileNotFoundError:
         return False
     except OSError:
@@ -230,27 +244,26 @@ def lock_held(path: Path) -> bool | None:
     return False
 
 
-def _scan(cache_dir: Path, repos: list[str]) -> tuple[Any, tuple[tuple[str, str], ...]]:
+def _scan(cache_dir: Path, repos: list[str]) -> tuple[Any, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """huggingface_hub's scan of the index's repos alone: (info, unscanned, refused). Other repos are never read, so
+    nothing in them (a sparse giant, a FIFO) can weigh on the budget or hang the scan."""
     if not cache_dir.is_dir() or not repos:
-        return None, ()
-    from huggingface_hub import scan_cache_dir
-
+        return None, (), ()
+    refused = []
+    for repo in repos:
+        why = repo_problem(cache_dir, repo)
+        if why:
+            refused.append((repo, one_line(why, 300)))
     try:
         try:
-            info = scan_cache_dir(cache_dir)
+            info, skipped = scan_repos(cache_dir, repos)
         except FileNotFoundError:  # a file went away under the scan (another process at work): once more
-            info = scan_cache_dir(cache_dir)
+            info, skipped = scan_repos(cache_dir, repos)
     except (OSError, ValueError) as exc:
         raise LyricsubError(f"cannot scan the cache {cache_dir}: {exc}", hint=f"ls -ld {cache_dir}") from None
-    scanned = {r.repo_id for r in info.repos if r.repo_type == "model"}
-    unscanned = []
-    for repo in repos:
-        folder = repo_folder(cache_dir, repo)
-        if repo in scanned or not (folder / "snapshots").is_dir():
-            continue  # a repo with no snapshots folder yet is a first download under way: it has no revisions
-        why = next((str(w) for w in info.warnings if folder.name in str(w)), "its layout is damaged")
-        unscanned.append((repo, one_line(why, 200)))
-    return info, tuple(unscanned)
+    gone = {r for r, _ in refused}
+    unscanned = tuple((repo, one_line(why, 200)) for repo, why in skipped if repo not in gone)
+    return info, unscanned, tuple(refused)
 
 
 def _last_used(rev: Any, names: set[str]) -> float:
@@ -292,12 +305,13 @@ def _blobs(cache_dir: Path, repo: str, used: set[str] | None) -> tuple[list[Part
         if not stat.S_ISREG(st.st_mode):
             continue  # links (huggingface_hub 2.x's shared store) and folders are not ours to judge
         stem = entry.name.split(".", 1)[0]
+        size = on_disk(st)  # blocks, not the size a sparse file claims
         if entry.name.endswith(PART_ENDINGS) and stem and acceptable_etag(stem):
-            groups.setdefault(stem, []).append((entry.name, st.st_size))
+            groups.setdefault(stem, []).append((entry.name, size))
         elif used is not None and entry.name not in used and "." not in entry.name and acceptable_etag(entry.name):
-            loose.append(Loose(repo, entry.name, st.st_size, st.st_ctime))
+            loose.append(Loose(repo, entry.name, size, st.st_ctime))
         elif entry.name.startswith(IMPORT_PREFIX) and entry.name.endswith(".tmp"):
-            loose.append(Loose(repo, entry.name, st.st_size, st.st_mtime))  # a bundle import's file, killed or running
+            loose.append(Loose(repo, entry.name, size, st.st_mtime))  # a bundle import's file, killed or running
     parts = []
     for stem, items in sorted(groups.items()):
         held = lock_held(lock_path(cache_dir, repo, stem))
@@ -342,6 +356,9 @@ def decide(found: Survey, specs: Iterable[ModelSpec], *, max_size: int | None = 
     for repo, why in found.unscanned:
         skipped.append(Skip("revision", repo, "*", f"huggingface_hub cannot scan this repo ({why}); its revisions "
                             "stay", f"lyricsub-hub verify {by_repo[repo].name}"))
+    for repo, why in found.refused:
+        skipped.append(Skip("revision", repo, "*", f"nothing in it is read or removed: {why}",
+                            f"ls -ld {repo_folder(found.cache_dir, repo)} (and remove what is not yours)", refused=True))
     protected = _protected(specs)
     removals += _revision_removals(found, stale, protected)
     for part in found.parts:
@@ -555,7 +572,7 @@ def _remove_part(cache_dir: Path, item: Removal) -> Removal | Skip:
         for name in item.files:
             st = regular_file(folder / name)
             if st is not None and unlink_inside(folder / name, base):
-                size += st.st_size
+                size += on_disk(st)
     finally:
         lock.release()
     return replace(item, size=size)
@@ -577,7 +594,7 @@ def _remove_blob(cache_dir: Path, item: Removal, grace: float) -> Removal | Skip
             why = "already gone"
     finally:
         lock.release()
-    return Skip("blob", item.repo, item.target, why) if why or st is None else replace(item, size=st.st_size)
+    return Skip("blob", item.repo, item.target, why) if why or st is None else replace(item, size=on_disk(st))
 
 
 def _linked(base: Path, blob: str) -> bool:

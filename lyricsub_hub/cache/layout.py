@@ -42,10 +42,39 @@ def link_target(fname: str, blob: str) -> str:
 
 
 def read_ref(cache_dir: Path, repo: str, ref: str) -> str | None:
+    """refs/<ref>, read only when it is a small regular file (a planted FIFO or link is no ref)."""
+    from ..core.fs import read_regular
+
     try:
-        return (repo_folder(cache_dir, repo) / "refs" / ref).read_text().strip() or None
-    except (OSError, UnicodeDecodeError):
+        return read_regular(repo_folder(cache_dir, repo) / "refs" / ref, 4096).decode().strip() or None
+    except (OSError, ValueError):
         return None
+
+
+REPO_PARTS = ("snapshots", "blobs", "refs")
+
+
+def repo_problem(cache_dir: Path, repo: str) -> str | None:
+    """Why no command may read, write or remove in this repo: its folder, or its snapshots, blobs or refs folder,
+    is not a real folder inside the cache (lstat: a link another user planted would lead anywhere). None when
+    all are real folders or absent."""
+    from ..core.fs import real_folder_problem
+
+    folder = repo_folder(cache_dir, repo)
+    why = real_folder_problem(folder, cache_dir)
+    if why is None and os.path.lexists(folder):
+        why = next((w for sub in REPO_PARTS if (w := real_folder_problem(folder / sub, folder))), None)
+    return why
+
+
+def check_repo(cache_dir: Path, repo: str, model: str | None = None) -> None:
+    """Raise UnsafeCacheError (one line) when repo_problem finds something."""
+    why = repo_problem(cache_dir, repo)
+    if why:
+        from ..errors import UnsafeCacheError
+
+        raise UnsafeCacheError(f"refusing to touch {repo}: {why} (another user of the cache may have planted it)",
+                               model=model, hint=f"ls -ld {repo_folder(cache_dir, repo)} (and remove what is not yours)")
 
 
 @functools.lru_cache(maxsize=64)

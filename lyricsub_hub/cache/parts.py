@@ -19,10 +19,12 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.fs import file_mode, open_own, real_dir, unlink_inside
+from ..core.fs import file_mode, open_own, open_regular, real_dir, unlink_inside
 from .layout import PART_SUFFIX, RANGES_SUFFIX, blobs_dir, repo_folder
 
 _MAGIC = b"LSHR1"
+MAX_RECORD = 8 << 20  # a record's body: ~400,000 ranges, far more than any download writes
+MAX_FILE = 1 << 50  # no pinned file is larger (1 PiB): any size or offset beyond it in a record is a lie
 
 
 class RangeSet:
@@ -111,11 +113,7 @@ class PartFile:
         if record is None or record.get("size") != self.size or record.get("sha256") != self.sha256:
             os.ftruncate(self.fd, 0)  # unknown content: nothing of it can be kept
             return
-        raw = record.get("ranges")
-        try:
-            ranges = [(int(s), int(e)) for s, e in raw if 0 <= int(s) < int(e) <= self.size] if isinstance(raw, list) else []
-        except (TypeError, ValueError):
-            ranges = []
+        ranges = record_ranges(record, self.size)
         on_disk = os.fstat(self.fd).st_size
         if on_disk > self.size:  # never publish bytes past the end: they would become part of the blob
             os.ftruncate(self.fd, self.size)
@@ -168,27 +166,47 @@ class PartFile:
 
 
 def read_record(fd: int) -> dict[str, object] | None:
+    """The record's JSON object, or None when it is torn, tampered with or out of bounds (another user may write it)."""
     try:
         head = os.pread(fd, 64, 0)
         line, _, _ = head.partition(b"\n")
         magic, length, crc = line.split(b" ")
-        if magic != _MAGIC:
+        if magic != _MAGIC or not length.isdigit() or len(length) > 9 or int(length) > MAX_RECORD or len(crc) != 8:
             return None
         start = len(line) + 1
         body = os.pread(fd, int(length), start)
         if len(body) != int(length) or zlib.crc32(body) != int(crc, 16):
             return None
-        value = json.loads(body)
+        value = json.loads(body, parse_constant=_no_constant)
         return value if isinstance(value, dict) else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 
-def held_bytes(cache_dir: Path, repo: str, sha256: str) -> int:
-    """Bytes an interrupted download of this blob holds, read from its record (0 when none or unreadable)."""
+def _no_constant(word: str) -> object:
+    raise ValueError(f"{word} is not a number a record holds")
+
+
+def record_ranges(record: dict[str, object], size: int) -> list[tuple[int, int]]:
+    """The record's ranges that lie within a file of `size` bytes; none at all when any is malformed or beyond it."""
+    raw = record.get("ranges")
+    if not isinstance(raw, list) or not 0 <= size <= MAX_FILE:
+        return []
+    out = []
+    for item in raw:
+        if not (isinstance(item, list) and len(item) == 2 and all(type(v) is int for v in item)
+                and 0 <= item[0] < item[1] <= size):
+            return []  # a claim past the pinned size, or anything odd: the whole record is ignored
+        out.append((item[0], item[1]))
+    return out
+
+
+def held_bytes(cache_dir: Path, repo: str, sha256: str, size: int | None = None) -> int:
+    """Bytes an interrupted download of this blob holds, read from its record (0 when none, unreadable, or when it
+    claims more than the pinned size)."""
     paths = PartPaths.of(cache_dir, repo, sha256)
     try:
-        fd = os.open(paths.ranges, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        fd = open_regular(paths.ranges)
     except OSError:
         return 0
     try:
@@ -197,10 +215,7 @@ def held_bytes(cache_dir: Path, repo: str, sha256: str) -> int:
         os.close(fd)
     if not record or record.get("sha256") != sha256:
         return 0
-    ranges = record.get("ranges")
-    if not isinstance(ranges, list):
+    claimed = record.get("size")
+    if type(claimed) is not int or (size is not None and claimed != size):
         return 0
-    try:
-        return RangeSet([(int(s), int(e)) for s, e in ranges]).covered()
-    except (TypeError, ValueError):
-        return 0
+    return RangeSet(record_ranges(record, claimed)).covered()

@@ -17,10 +17,11 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..core.fs import atomic_write, private_dir, private_problem
+from ..core.fs import atomic_write, private_dir, private_problem, read_regular
 from ..errors import UnsafeStateError
 
 RECORD_VERSION = 3
+MAX_RECORD = 16 << 20  # bytes: a record of a model with ~50,000 files
 _BOOT: str | None = None
 
 
@@ -81,11 +82,11 @@ class RecordStore:
     def load(self, cache_key: str, repo: str, commit: str) -> dict[str, Stamp]:
         self.check()
         try:
-            data = json.loads(self._file(cache_key, repo, commit).read_bytes())
+            data = json.loads(read_regular(self._file(cache_key, repo, commit), MAX_RECORD))  # no link, no FIFO
             if data.get("version") != RECORD_VERSION:
                 return {}
             return {name: Stamp(**fields) for name, fields in data["files"].items()}
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
             return {}
 
     def save(self, cache_key: str, repo: str, commit: str, stamps: dict[str, Stamp]) -> bool:

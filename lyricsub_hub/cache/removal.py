@@ -9,15 +9,30 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..core.fs import inside, unlink_inside
 from ..errors import UnsafeCacheError, local_error
 from ..index import ModelSpec
-from .layout import HF_INCOMPLETE, PART_SUFFIX, RANGES_SUFFIX, blobs_dir, lock_path, repo_folder, snapshot_dir
+from .layout import (
+    HF_INCOMPLETE,
+    PART_SUFFIX,
+    RANGES_SUFFIX,
+    blobs_dir,
+    check_repo,
+    lock_path,
+    repo_folder,
+    repo_problem,
+    snapshot_dir,
+)
 from .locks import BlobLock
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True)
@@ -32,6 +47,7 @@ def remove_models(specs: list[ModelSpec], cache_dir: Path, *, dry_run: bool = Fa
     report (what would go, what it would free) and nothing deleted."""
     targets: dict[str, set[str]] = {s.repo: set() for s in specs}
     for spec in specs:
+        check_repo(cache_dir, spec.repo, spec.name)
         if spec.revision:
             check_links(cache_dir, spec.repo, spec.revision, model=spec.name)
             check_writable(cache_dir, spec.repo, spec.revision, model=spec.name)
@@ -93,15 +109,81 @@ def _read_only(folder: Path) -> bool:
         return False
 
 
+def scan_repos(cache_dir: Path, repos: Iterable[str]) -> tuple[Any, tuple[tuple[str, str], ...]]:
+    """huggingface_hub's scan of these repos only (never the rest of the cache), with sizes as blocks on disk.
+
+    A repo whose folders are not real folders (repo_problem) or whose refs hold anything but regular files (a FIFO
+    would hang huggingface_hub's read of it) is not scanned: it is returned in the second value with why. Sizes are
+    st_blocks * 512, so a sparse file that claims terabytes counts for what it holds.
+    """
+    from huggingface_hub import HFCacheInfo
+    from huggingface_hub.utils._cache_manager import CorruptedCacheException, _scan_cached_repo
+
+    found, refused, warnings = [], [], []
+    for repo in sorted(set(repos)):
+        folder = repo_folder(cache_dir, repo)
+        why = repo_problem(cache_dir, repo) or _refs_problem(folder / "refs")
+        if why:
+            refused.append((repo, why))
+            continue
+        if not (folder / "snapshots").is_dir():
+            continue  # a first download under way (or nothing): no revisions
+        try:
+            found.append(_on_disk(_scan_cached_repo(folder)))
+        except CorruptedCacheException as exc:
+            warnings.append(exc)
+            refused.append((repo, str(exc)[:200]))
+        except OSError as exc:
+            refused.append((repo, f"cannot read it: {exc.strerror or exc}"))
+    fields = {"repos": frozenset(found), "size_on_disk": sum(r.size_on_disk for r in found), "warnings": warnings}
+    if "incomplete_files" in HFCacheInfo.__dataclass_fields__:  # huggingface_hub 1.x and 2.x
+        fields |= {"incomplete_files": frozenset(), "cache_dir": cache_dir}
+    info = HFCacheInfo(**fields)
+    return info, tuple(refused)
+
+
+def _refs_problem(refs: Path) -> str | None:
+    for dirpath, dirnames, filenames in os.walk(refs):
+        for name in filenames + dirnames:
+            path = os.path.join(dirpath, name)
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                continue
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                return f"{path} is not a regular file"
+    return None
+
+
+def on_disk(st: os.stat_result) -> int:
+    """Bytes a file takes on disk (blocks), not the size it claims: a sparse 8 TiB file holds next to nothing."""
+    return min(st.st_size, st.st_blocks * 512) if hasattr(st, "st_blocks") else st.st_size
+
+
+def _on_disk(repo: Any) -> Any:
+    """The scanned repo with every size as its blocks on disk (huggingface_hub counts st_size)."""
+    sizes: dict[Path, int] = {}
+    for rev in repo.revisions:
+        for f in rev.files:
+            if f.blob_path not in sizes:
+                try:
+                    sizes[f.blob_path] = on_disk(os.stat(f.blob_path))
+                except OSError:
+                    sizes[f.blob_path] = 0
+    revisions = []
+    for rev in repo.revisions:
+        files = frozenset(replace(f, size_on_disk=sizes[f.blob_path]) for f in rev.files)
+        revisions.append(replace(rev, files=files, size_on_disk=sum(sizes[b] for b in {f.blob_path for f in files})))
+    return replace(repo, revisions=frozenset(revisions), size_on_disk=sum(sizes.values()))
+
+
 def delete_revisions(cache_dir: Path, targets: dict[str, set[str]], *,
                      dry_run: bool = False) -> tuple[dict[str, set[str]], int]:
-    """Plan with huggingface_hub's scan, then execute (unless dry_run); returns the revisions deleted per repo and
-    the bytes freed."""
+    """Plan with huggingface_hub's scan (of these repos only), then execute (unless dry_run); returns the revisions
+    deleted per repo and the bytes freed."""
     if not cache_dir.is_dir() or not any(targets.values()):
         return {}, 0
-    from huggingface_hub import scan_cache_dir
-
-    info = scan_cache_dir(cache_dir)
+    info, _refused = scan_repos(cache_dir, [r for r, commits in targets.items() if commits])
     found: dict[str, set[str]] = {}
     commits: list[str] = []
     for repo in info.repos:

@@ -16,7 +16,7 @@ from ..core.checks import is_git_sha1, is_sha256
 from ..core.fs import inside
 from ..errors import Hint, IntegrityError, LyricsubError, ModelNotAvailableError, UnpinnedModelError
 from ..index import FileSpec, ModelSpec
-from .layout import cache_key, repo_folder, snapshot_dir
+from .layout import cache_key, check_repo, repo_folder, snapshot_dir
 from .records import RecordStore, Stamp
 
 TYPE_CHECKING = False
@@ -73,6 +73,7 @@ def model_status(spec: ModelSpec, cache_dir: Path, records: RecordStore | None, 
     """The one place that decides available / missing / partial / corrupt / unpinned."""
     if not spec.pinned or spec.revision is None:
         return _unpinned(spec)
+    check_repo(cache_dir, spec.repo, spec.name)  # a repo folder planted as a link is never read, written or removed
     snap = snapshot_dir(cache_dir, spec.repo, spec.revision)
     key = cache_key(cache_dir)
     stamps = records.load(key, spec.repo, spec.revision) if records and verify == "record" else {}
@@ -196,7 +197,7 @@ def resumable_bytes(cache_dir: Path, spec: ModelSpec) -> int:
     """Bytes our interrupted downloads of this model's files already hold (what a resume keeps)."""
     from .parts import held_bytes
 
-    return sum(held_bytes(cache_dir, spec.repo, f.sha256) for f in spec.files if f.sha256)
+    return sum(held_bytes(cache_dir, spec.repo, f.sha256, f.size) for f in spec.files if f.sha256)
 
 
 def not_available_error(st: ModelStatus) -> LyricsubError:

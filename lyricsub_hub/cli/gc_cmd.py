@@ -59,7 +59,8 @@ def cmd_gc(ctx: Context) -> Outcome:
     if fits is False:
         assert max_size is not None
         out.fail(DiskSpaceError(f"the cache would still hold {human_size(after)}, over --max-size {human_size(max_size)}: "
-                                "the rest is kept (--keep-set), outside the index, or in use by a running download",
+                                "the rest is kept (--keep-set), refused, or in use by a running download (only the index's models count "
+                                "and are removed)",
                                 hint="hf cache ls (what else the cache holds), or lyricsub-hub gc --max-size <larger>"))
     return out
 

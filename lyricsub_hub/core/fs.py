@@ -248,3 +248,47 @@ def private_dir(folder: Path, root: Path | None = None) -> Path:
     if folder != top:
         make_dirs(folder, private=True)
     return folder
+
+
+def open_regular(path: str | os.PathLike[str], flags: int = os.O_RDONLY) -> int:
+    """Open an existing file for reading without following a link and without waiting on a FIFO; refuse anything
+    that is not a regular file (fstat), so a FIFO, a device or a socket planted in a cache or state folder can
+    never hang or feed a command. Raises UnsafePathError for those, OSError as usual otherwise."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafePathError(errno.EPERM, f"{os.fspath(path)} is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The bytes of a regular file (see open_regular), at most limit of them: a larger file raises ValueError."""
+    fd = open_regular(path)
+    try:
+        data = os.pread(fd, limit + 1, 0)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ValueError(f"{os.fspath(path)} is larger than {limit} bytes")
+    return data
+
+
+def real_folder_problem(folder: Path, base: Path) -> str | None:
+    """Why folder cannot be used as a folder directly inside base (lstat: a link, a file, a FIFO); None when it can,
+    or when it does not exist. Another user of a shared cache may replace a folder by a link to anywhere."""
+    try:
+        st = os.lstat(folder)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot read {folder}: {exc.strerror or exc}"
+    if stat.S_ISLNK(st.st_mode):
+        return f"{folder} is a symbolic link, not a folder"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{folder} is not a folder"
+    if os.path.realpath(folder.parent) != os.path.realpath(base) and not inside(base, folder):
+        return f"{folder} leaves {base}"
+    return None

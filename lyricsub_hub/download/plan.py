@@ -105,7 +105,7 @@ def _needs(status: ModelStatus, fspec: FileSpec) -> bool:
 
 def _file_plan(cache: Cache, spec: ModelSpec, fspec: FileSpec) -> FilePlan:
     assert fspec.sha256 is not None
-    held = held_bytes(cache.cache_dir, spec.repo, fspec.sha256)
+    held = held_bytes(cache.cache_dir, spec.repo, fspec.sha256, fspec.size)
     if fspec.size is not None:
         held = min(held, fspec.size)
     return FilePlan(fspec.name, fspec.size, fspec.sha256, held)

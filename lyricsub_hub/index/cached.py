@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from ..core.fs import atomic_write, private_dir, private_problem
+from ..core.fs import atomic_write, open_regular, private_dir, private_problem
 from .model import FileSpec, ModelIndex, ModelSpec
 
 TYPE_CHECKING = False
@@ -42,11 +42,11 @@ def load_cached(path: Path, data: bytes, state_dir: Path | None) -> ModelIndex |
     if copy is None or private_problem(copy.parent.parent) or private_problem(copy.parent):
         return None
     try:
-        with open(copy, "rb") as fh:
+        with open(open_regular(copy), "rb") as fh:  # no link, no FIFO: a planted one must not hang a command
             if os.fstat(fh.fileno()).st_uid != os.geteuid():
                 return None
             return _from_json(json.loads(fh.read()), path)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
 
 

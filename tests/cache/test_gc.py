@@ -37,9 +37,19 @@ def files_of(cache: Path, repo: str) -> dict[str, int]:
     return {str(p.relative_to(root)): p.lstat().st_size for p in root.rglob("*") if not p.is_dir() or p.is_symlink()}
 
 
+def on_disk(path: Path) -> int:
+    """What a file takes on disk (its blocks): what gc counts and frees."""
+    st = path.lstat()
+    return min(st.st_size, st.st_blocks * 512)
+
+
 def disk_bytes(cache: Path) -> int:
-    """Bytes of the blobs and part files of every repo: what gc's freed bytes must match."""
-    return sum(p.lstat().st_size for p in cache.glob("models--*/blobs/*") if p.is_file() and not p.is_symlink())
+    """Bytes on disk of the blobs and part files of the index's repos (test/*): what gc's freed bytes must match."""
+    return sum(on_disk(p) for p in cache.glob("models--test--*/blobs/*") if p.is_file() and not p.is_symlink())
+
+
+def blob_bytes(cache: Path, repo: str, *contents: bytes) -> int:
+    return sum(on_disk(repo_dir(cache, repo) / "blobs" / sha256(c)) for c in contents)
 
 
 def spawn_warm(hub, index: Path, name: str) -> subprocess.Popen:
@@ -82,21 +92,22 @@ def test_after_a_pin_moves_gc_removes_the_old_revision_and_nothing_else(hub, mov
     assert a1.commit in cache.records.commits(cache.key, "test/a")
     outside = files_of(cache_dir, "other/x")
     before = disk_bytes(cache_dir)
+    weights = blob_bytes(cache_dir, "test/a", a1.files["w.safetensors"])
 
     dry = run_cli("gc", "--dry-run", "--json", "--index", str(index))
     assert dry.returncode == 0, dry.stderr
     plan = json.loads(dry.stdout)
     assert [(r["kind"], r["repo"], r["target"]) for r in plan["planned"]] == [("revision", "test/a", a1.commit)]
-    assert plan["bytes_to_free"] == 300_000  # the weights; the yaml blob is shared with the new pin and stays
+    assert plan["bytes_to_free"] == weights  # the weights; the yaml blob is shared with the new pin and stays
     assert plan["removed"] == [] and plan["bytes_freed"] == 0 and plan["dry_run"]
-    assert plan["size_after"] == plan["size_before"] - 300_000
+    assert plan["size_after"] == plan["size_before"] - weights
     assert (repo_dir(cache_dir, "test/a") / "snapshots" / a1.commit).is_dir() and disk_bytes(cache_dir) == before
 
     done = run_cli("gc", "--json", "--index", str(index))
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
-    assert doc["removed"] == plan["planned"] and doc["bytes_freed"] == 300_000 and doc["skipped"] == []
-    assert before - disk_bytes(cache_dir) == 300_000  # what it says it freed, measured
+    assert doc["removed"] == plan["planned"] and doc["bytes_freed"] == weights and doc["skipped"] == []
+    assert before - disk_bytes(cache_dir) == weights  # what it says it freed, measured
     assert not (repo_dir(cache_dir, "test/a") / "snapshots" / a1.commit).exists()
     assert (repo_dir(cache_dir, "test/a") / "refs" / "main").read_text() == a2.commit
     mgr = ModelManager(index, cache_dir)
@@ -202,22 +213,23 @@ def test_max_size_removes_the_least_recently_used_models_until_the_cache_fits(th
     outside = files_of(cache_dir, "other/old")
     total = disk_bytes(cache_dir)
     budget = total - 50_000  # one model has to go
+    m1, m2 = (sum(on_disk(p) for p in (repo_dir(cache_dir, r) / "blobs").iterdir()) for r in ("test/m1", "test/m2"))
 
     plan = gc.plan(Cache.at(cache_dir), specs(index), max_size=budget)
     assert [(r.kind, r.models) for r in plan.removals] == [("model", ("demucs:m1",))]  # oldest in the index
-    assert plan.removals[0].size == 100_005 and plan.fits and plan.size_before == total
+    assert plan.removals[0].size == m1 and plan.fits and plan.size_before == total  # other/old counts for nothing
 
     kept = run_cli("gc", "--max-size", str(budget), "--keep-set", "first", "--json", "--index", str(index))
     doc = json.loads(kept.stdout)
     assert kept.returncode == 0, kept.stderr
     assert [(m["name"], m["removed"]) for m in doc["models"]] == [("demucs:m2", True)]  # m1 is in the keep set
-    assert doc["fits"] and doc["keep"] == ["demucs:m1"] and doc["bytes_freed"] == 100_005
-    assert total - disk_bytes(cache_dir) == 100_005
+    assert doc["fits"] and doc["keep"] == ["demucs:m1"] and doc["bytes_freed"] == m2
+    assert total - disk_bytes(cache_dir) == m2
     mgr = ModelManager(index, cache_dir)
     assert [mgr.status(r.model).status for r in repos] == ["available", "missing", "available"]
     assert files_of(cache_dir, "other/old") == outside  # older than all of them, and never touched
 
-    tight = run_cli("gc", "--max-size", "150k", "--keep-set", "first", "--index", str(index))
+    tight = run_cli("gc", "--max-size", "50k", "--keep-set", "first", "--index", str(index))
     assert tight.returncode == 4  # it cannot fit without what it must keep
     assert "over --max-size" in tight.stderr and "Traceback" not in tight.stderr
     assert [mgr.status(r.model).status for r in repos] == ["available", "missing", "missing"]
@@ -243,9 +255,10 @@ def test_two_models_of_one_repo_share_blobs_and_the_budget_counts_that(hub, tmp_
         os.utime(blob, (now - 86400 * 5, now))
     os.utime(blobs / sha256(v2.files["extra.bin"]), (now, now))  # v2 was used today, v1 five days ago
     total = disk_bytes(cache_dir)
+    extra = blob_bytes(cache_dir, "test/w", v1.files["extra.bin"])
     report = gc.execute(gc.plan(cache, specs(index), max_size=total - 1), cache)
-    assert [r.models for r in report.removed] == [("whisper:v1",)] and report.freed == 50_000
-    assert total - disk_bytes(cache_dir) == 50_000
+    assert [r.models for r in report.removed] == [("whisper:v1",)] and report.freed == extra
+    assert total - disk_bytes(cache_dir) == extra
     assert ModelManager(index, cache_dir).status("whisper:v2", verify="deep").available
 
 
