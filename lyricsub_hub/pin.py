@@ -49,7 +49,11 @@ def pin(index_path: Path, names: list[str], *, update: bool, endpoint: str | Non
             results.append(PinResult(spec.name, spec.revision, spec.revision or "", tuple(
                 FileChange(f.name, "same", f.sha256, f.sha256, f.size) for f in spec.files)))
             continue
-        results.append(_resolve(spec, update=update, endpoint=env.endpoint(endpoint), token=env.token(token)))
+        url = env.endpoint(endpoint)
+        problem = env.endpoint_problem(url)
+        if problem:
+            raise UsageError(f"bad endpoint {url}: {problem}", hint="HF_ENDPOINT=https://huggingface.co")
+        results.append(_resolve(spec, update=update, endpoint=url, token=env.token(token)))
     changed = {r.model: (r.new_revision, [FileSpec(f.name, f.size, f.new_sha256) for f in r.files if f.change != "removed"])
                for r in results if r.changed}
     if changed:

@@ -486,8 +486,11 @@ class _Importer:
                     raise Damaged(f"it holds more than the {self.max_members} members its manifest accounts for")
                 self._member(reader, member)
         except (Truncated, Damaged) as exc:
-            self._fail(self._pending(), f"the bundle is cut short or damaged: {exc}",
+            pending = self._pending()
+            self._fail(pending, f"the bundle is cut short or damaged: {exc}",
                        hint="copy the whole bundle again (or export it again), then lyricsub-hub import FILE")
+            if not pending:  # every model was placed or failed already: the damage is still said, once
+                self._stray("(the rest of the bundle)", f"not read: {exc}")
             return
         for t in self._pending():
             lacking = sorted(f.name for f in t.bm.files if t.bm.blob_member(f) in t.needs)

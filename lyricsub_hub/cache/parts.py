@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import stat
 import threading
 import zlib
 from dataclasses import dataclass
@@ -218,4 +219,10 @@ def held_bytes(cache_dir: Path, repo: str, sha256: str, size: int | None = None)
     claimed = record.get("size")
     if type(claimed) is not int or (size is not None and claimed != size):
         return 0
-    return RangeSet(record_ranges(record, claimed)).covered()
+    try:  # never more than the part file holds on disk: a record can claim what it likes, blocks cannot
+        part = os.lstat(paths.part)
+    except OSError:
+        return 0
+    if not stat.S_ISREG(part.st_mode):
+        return 0
+    return min(RangeSet(record_ranges(record, claimed)).covered(), part.st_size, part.st_blocks * 512)

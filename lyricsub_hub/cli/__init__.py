@@ -280,6 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .output import Outcome, emit
 
     try:
+        _check_endpoint(args)
         outcome = command.handler(args.command)(ctx)
     except LyricsubError as exc:
         outcome = Outcome(args.command)
@@ -302,6 +303,19 @@ def _local(exc: OSError, args: Any) -> LyricsubError:
     if error is None:
         raise exc
     return error
+
+
+def _check_endpoint(args: Any) -> None:
+    """A malformed --endpoint or HF_ENDPOINT is one line and exit 2 before a command that talks to it starts."""
+    url = os.environ.get("HF_ENDPOINT", "")
+    if args.command in ("warm", "verify", "lock", "doctor") and url.strip():
+        from ..core.env import endpoint_problem
+        from ..errors import UsageError
+
+        problem = endpoint_problem(url.strip().rstrip("/"))
+        if problem:
+            raise UsageError(f"bad endpoint {url.strip()}: {problem}",
+                             hint="--endpoint https://huggingface.co (a scheme, a host, an optional port and path)")
 
 
 def _quiet_libraries() -> None:

@@ -83,8 +83,8 @@ def emit(out: Outcome, as_json: bool) -> int:
     if as_json:
         write_json(event(out.command, "summary") | envelope(out) if out.streamed else envelope(out))
     else:
-        if out.lines:
-            sys.stdout.write("".join(line + "\n" for line in out.lines))
+        if out.lines:  # every line may carry a value from outside (a file name, a mirror's message): escaped
+            sys.stdout.write("".join(printable(line) + "\n" for line in out.lines))
         sys.stdout.flush()
         if out.errors and out.errors_shown is not None:
             sys.stderr.write(f"lyricsub-hub: {out.errors_shown}\n" if out.errors_shown else "")
@@ -228,9 +228,9 @@ class Bars:
             self.said[ev.model] = now
             self.stream.write(f"{ev.model}: fetching {human_size(ev.model_bytes_total or 0)}\n")
         elif ev.stage == "file_done":
-            self.stream.write(f"{ev.model}: {ev.file} done ({human_size(ev.bytes_total)})\n")
-        elif ev.stage == "download" and ev.message:
-            self.stream.write(f"{ev.model}: {ev.file or ''} {ev.message}\n")
+            self.stream.write(printable(f"{ev.model}: {ev.file} done ({human_size(ev.bytes_total)})") + "\n")
+        elif ev.stage == "download" and ev.message:  # a retry line quotes what a mirror said: escaped
+            self.stream.write(printable(f"{ev.model}: {ev.file or ''} {ev.message}") + "\n")
         elif ev.stage == "download" and now - self.said.get(ev.model, now) >= self.interval:
             self.said[ev.model] = now
             self.stream.write(progress_line(ev) + "\n")
@@ -266,7 +266,7 @@ class Bars:
     def _write(self, text: str) -> None:
         from tqdm import tqdm
 
-        tqdm.write(text, file=self.stream)
+        tqdm.write(printable(text), file=self.stream)
 
     def _close_model(self, model: str) -> None:
         for key in [k for k in self.files if k[0] == model]:

@@ -26,6 +26,29 @@ def endpoint(explicit: str | None = None) -> str:
     return (explicit or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).strip().rstrip("/")
 
 
+def endpoint_problem(url: str) -> str | None:
+    """Why url cannot be a Hub endpoint (scheme, host, port, no query or fragment); None when it can. Checked when
+    the knob is read, so a typo is one line at the start instead of a traceback or broken URLs later."""
+    from urllib.parse import urlsplit
+
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return "it holds spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # a port out of range or not a number, an unclosed IPv6 bracket
+        return str(exc)
+    if parts.scheme.lower() not in ("http", "https"):
+        return "it must start with http:// or https://"
+    if not parts.hostname:
+        return "it names no host"
+    if port == 0:
+        return "port 0 is no port"
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        return "it has a query string or fragment (file paths are appended to it)"
+    return None
+
+
 def hf_home() -> Path:
     if os.environ.get("HF_HOME"):
         return Path(os.environ["HF_HOME"]).expanduser()

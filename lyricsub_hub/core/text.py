@@ -15,7 +15,7 @@ _PATTERNS = {
     "token": (r"hf_[A-Za-z0-9]{6,}", 0),
     "bearer": (r"(?i)(bearer\s+)[^\s'\",;]+", 0),
     "url": (r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/?#'\"<>]*@)?([^\s?#'\"<>]*)(\?[^\s#'\"<>]*)?(#[^\s'\"<>]*)?", 0),
-    "control": (r"[\x00-\x1f\x7f-\x9f]", 0),
+    "control": (r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]", 0),
 }
 
 
@@ -73,8 +73,9 @@ def redact(text: str, *secrets: str | None) -> str:
 
 
 def printable(text: str) -> str:
-    """Control characters (terminal escapes, newlines) shown as escapes, so a hostile name cannot paint the screen."""
-    return _re("control").sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+    """Control characters (terminal escapes, newlines, 8-bit controls, line separators, lone surrogates) shown as
+    escapes, so a hostile name cannot paint the screen or break the output's encoding."""
+    return _re("control").sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
 
 
 def one_line(text: str, limit: int = 240) -> str:

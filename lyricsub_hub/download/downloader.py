@@ -29,6 +29,7 @@ from .progress import DownloadResult, ModelRun, ProgressCallback
 from .transfer import Ranged
 
 DEFAULT_CONNECTIONS = 8
+MAX_CONNECTIONS = 64  # more would only queue on the endpoint's pools (and look like an attack to a mirror)
 RATE_ENV = "LYRICSUB_MAX_RATE"
 
 
@@ -61,7 +62,11 @@ class ModelDownloader:
             self.setup: Setup = _Plain(load_index(state_dir=cache.state_dir), cache)
         else:
             self.setup = manager
-        self.connections = max(1, connections or workers or DEFAULT_CONNECTIONS)
+        wanted = connections if connections is not None else workers
+        if wanted is not None and not 1 <= wanted <= MAX_CONNECTIONS:
+            raise UsageError(f"--connections {wanted} is out of range: 1 to {MAX_CONNECTIONS} connections",
+                             hint="lyricsub-hub warm --connections 8")
+        self.connections = wanted or DEFAULT_CONNECTIONS
         self.retry = retry or RetryPolicy()
         base = timeouts or _mirror_waits(Timeouts())
         if timeout is not None:  # the old single knob: how long to wait for an answer
@@ -74,6 +79,10 @@ class ModelDownloader:
         except ValueError as exc:
             raise UsageError(f"bad bandwidth cap: {exc}", hint="lyricsub-hub warm --max-rate 20M") from None
         self.keep_refs = keep_refs
+        problem = env.endpoint_problem(self.endpoint)
+        if problem:
+            raise UsageError(f"bad endpoint {self.endpoint}: {problem}", hint="HF_ENDPOINT=https://huggingface.co "
+                             "(or --endpoint URL: a scheme, a host, an optional port and path)")
         self._callback: ProgressCallback | None = None
         self._runs: dict[str, ModelRun] = {}
         self._runs_lock = threading.Lock()

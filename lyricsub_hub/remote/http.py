@@ -381,10 +381,13 @@ class Stream:
         began = time.monotonic()
         first = True
         limiter = self.client.limiter
+        capped = 0.0  # seconds spent waiting on the user's own cap: the slow-body rule judges the server, not the cap
         while self.got < want:
             step = min(READ_SIZE, want - self.got)
             if limiter is not None:
+                asked = time.monotonic()
                 step = limiter.take(step)
+                capped += time.monotonic() - asked
             try:
                 data = self.resp.read1(step)
             except Exception as exc:  # urllib3/http.client/socket errors differ by version; all mean the same here
@@ -408,7 +411,7 @@ class Stream:
                 first = False
                 self._set_read_timeout(t.stall)
             self.got += len(data)
-            now = time.monotonic()
+            now = time.monotonic() - capped  # a clock that stands still while the cap holds this connection back
             window.append((now, len(data)))
             in_window += len(data)
             while window[0][0] < now - t.window:
