@@ -378,6 +378,10 @@ def _digest_problem(f: BundleFile, hashers: Sequence[Hasher]) -> str:
 
 
 # -- import -------------------------------------------------------------------------------------------------
+class TooMany(Damaged):
+    """More members than the manifest accounts for: a flood, whose rest is not read."""
+
+
 @dataclass
 class _Target:
     """One model of the manifest, as the import sees it."""
@@ -483,13 +487,12 @@ class _Importer:
             while (member := reader.next()) is not None:
                 self.members += 1
                 if self.members > self.max_members:
-                    raise Damaged(f"it holds more than the {self.max_members} members its manifest accounts for")
+                    raise TooMany(f"it holds more than the {self.max_members} members its manifest accounts for")
                 self._member(reader, member)
         except (Truncated, Damaged) as exc:
-            pending = self._pending()
-            self._fail(pending, f"the bundle is cut short or damaged: {exc}",
+            self._fail(self._pending(), f"the bundle is cut short or damaged: {exc}",
                        hint="copy the whole bundle again (or export it again), then lyricsub-hub import FILE")
-            if not pending:  # every model was placed or failed already: the damage is still said, once
+            if isinstance(exc, TooMany):  # said even when every model was placed before the flood began
                 self._stray("(the rest of the bundle)", f"not read: {exc}")
             return
         for t in self._pending():
