@@ -7,10 +7,10 @@ import os
 import sys
 from pathlib import Path
 
-from ..core.text import human_size, printable
+from ..core.text import printable
 from ..errors import BundleError, UsageError
 from .context import Context
-from .output import Outcome, model_json
+from .output import Outcome, bundle_json, export_lines, export_row, import_line, import_row, import_summary
 
 
 def cmd_export(ctx: Context) -> Outcome:
@@ -44,16 +44,10 @@ def cmd_export(ctx: Context) -> Outcome:
     except OSError as exc:
         raise BundleError(f"cannot write the bundle {printable(args.output)}: {exc.strerror or exc}",
                           hint=f"{again} -o <a writable folder>/models.tar") from None
-    for m in report.models:
-        out.models.append({"name": m.name, "status": "exported", "path": None, "repo": m.repo, "revision": m.revision,
-                           "files": [{"name": f.name, "size": f.size, "sha256": f.sha256, "blob": f.blob} for f in m.files]})
-    out.data["bundle"] = {"path": None if to_stdout else str(Path(args.output).resolve()), "bytes": report.written,
-                          "payload_bytes": report.payload_bytes, "blobs": report.blobs, "compressed": report.compressed,
-                          "seconds": round(report.seconds, 3)}
+    out.models += [export_row(m) for m in report.models]
+    out.data["bundle"] = bundle_json(report, None if to_stdout else Path(args.output).resolve())
     if not to_stdout:  # with -o - stdout is the bundle: nothing else may go there
-        out.lines.append(f"wrote {args.output}: {len(report.models)} model(s), {human_size(report.payload_bytes)} of files"
-                         f" hashed, {human_size(report.written)} written in {report.seconds:.1f}s")
-        out.lines.append(f"on the other machine: lyricsub-hub import {args.output}")
+        out.lines += export_lines(args.output, report)
     return out
 
 
@@ -80,19 +74,14 @@ def cmd_import(ctx: Context) -> Outcome:
     width = max([len(m.name) for m in report.models] + [20]) + 1
     for m in report.models:
         spec = mgr.index.models.get(m.name)
-        row = model_json(mgr.status(spec)) if spec is not None else {"name": m.name, "status": "unknown", "path": None,
-                                                                      "files": []}
-        out.models.append(row | {"import": m.state, "files_imported": m.files, "bytes_imported": m.bytes})
-        if m.state == "imported":
-            out.lines.append(f"{printable(m.name):<{width}} imported   {m.files} file(s), {human_size(m.bytes)}  "
-                             f"{row.get('path') or ''}")
-        elif m.state == "present":
-            out.lines.append(f"{printable(m.name):<{width}} already in the cache, left as it was")
+        row = import_row(m, mgr.status(spec) if spec is not None else None)
+        out.models.append(row)
+        line = import_line(m, row, width)
+        if line is not None:
+            out.lines.append(line)
         elif m.error is not None:
             out.fail(m.error)
     for problem in report.problems:
         out.fail(problem)
-    if not report.models:
-        out.lines.append("the bundle holds no models")
-    out.lines.append(f"read {human_size(report.bytes_read)} in {report.seconds:.1f}s")
+    out.lines += import_summary(report)
     return out

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..core.text import human_size, printable
+from ..core.text import human_size
 from ..errors import Hint, ModelNotAvailableError, UsageError
 from ..index import DEFAULT_SET
 from .context import Context
-from .output import Outcome, model_json, status_line
+from .output import Outcome, info_lines, info_row, model_json, status_line, verify_lines, verify_nothing, verify_row
 
 
 def _statuses(ctx: Context, *, require: bool) -> Outcome:
@@ -42,18 +42,8 @@ def cmd_status(ctx: Context) -> Outcome:
 def cmd_info(ctx: Context) -> Outcome:
     meta = ctx.manager().get_model_metadata(ctx.args.name)
     out = Outcome("info")
-    out.models.append(model_json(meta.status) | {"license": meta.license, "gated": meta.gated, "branch": meta.branch,
-                                                  "description": meta.description})
-    out.lines += [
-        f"name:      {meta.name}", f"family:    {meta.family}", f"repo:      {meta.repo}",
-        f"revision:  {meta.revision or '(not pinned)'}", f"license:   {printable(meta.license or '?')}",
-        f"gated:     {'yes (accept the terms on the repo page, set HF_TOKEN)' if meta.gated else 'no'}",
-        f"status:    {meta.status.status}" + (f" ({meta.status.reason})" if meta.status.reason else ""),
-        f"size:      {human_size(meta.total_size)}", f"path:      {meta.status.path or '-'}", "files:",
-    ]
-    for f in meta.status.files:
-        size = f.actual_size if f.actual_size is not None else f.expected_size
-        out.lines.append(f"  {printable(f.name):<40} {human_size(size):>9}  {f.state}")
+    out.models.append(info_row(meta))
+    out.lines += info_lines(meta)
     return out
 
 
@@ -76,17 +66,14 @@ def cmd_verify(ctx: Context) -> Outcome:
     args = ctx.args
     out = Outcome("verify")
     for rep in ctx.manager().verify(args.names, args.set_name, deep=args.deep, repair=args.repair):
-        out.models.append(model_json(rep.after) | {"repaired": list(rep.repaired), "before": rep.before.status})
-        for f in rep.before.files:
-            mark = " (repaired)" if f.name in rep.repaired else ""
-            out.lines.append(f"{rep.model:<28} {f.state:<13} {printable(f.name)}{mark}{'  ' + f.detail if f.detail else ''}")
+        out.models.append(verify_row(rep))
+        out.lines += verify_lines(rep)
         if rep.after.status == "unpinned":  # verify reports it like any failure: exit 1
             out.fail(ModelNotAvailableError(f"not fully pinned ({rep.after.reason}): nothing to verify against",
                                             model=rep.model, status="unpinned", hint=Hint.lock(rep.model)))
         elif not rep.ok:
             out.fail(not_available_error(rep.after))
-    if not out.models:
-        out.lines.append("nothing in the cache to verify (name models to check them anyway)")
+    out.lines += verify_nothing() if not out.models else []
     return out
 
 

@@ -3,16 +3,14 @@ uses; with --max-size, then the least recently used models until the cache fits 
 
 from __future__ import annotations
 
-from ..core.text import human_size, printable
+from ..core.text import human_size
 from ..errors import DiskSpaceError, UnsafeCacheError, UsageError
 from .context import Context
-from .output import Outcome
+from .output import Outcome, gc_line, gc_row, gc_skip_row, gc_summary
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
-    from ..cache.gc import Removal, Skip
+    from ..cache.gc import Removal
 
 
 def cmd_gc(ctx: Context) -> Outcome:
@@ -35,8 +33,8 @@ def cmd_gc(ctx: Context) -> Outcome:
     out = Outcome("gc", data={
         "dry_run": bool(args.dry_run), "cache_dir": str(mgr.cache_dir), "max_size": max_size, "keep": sorted(keep),
         "size_before": plan.size_before, "size_after": after, "fits": fits, "bytes_to_free": plan.to_free,
-        "bytes_freed": freed, "planned": [_row(r) for r in plan.removals], "removed": [_row(r) for r in removed],
-        "skipped": [_skip_row(s) for s in skipped]})
+        "bytes_freed": freed, "planned": [gc_row(r) for r in plan.removals], "removed": [gc_row(r) for r in removed],
+        "skipped": [gc_skip_row(s) for s in skipped]})
     done = {(r.kind, r.repo, r.target) for r in removed}
     for item in plan.removals if args.dry_run else removed:
         if item.kind == "model":
@@ -44,15 +42,9 @@ def cmd_gc(ctx: Context) -> Outcome:
                 out.models.append({"name": name, "repo": item.repo, "revision": item.target,
                                    "removed": (item.kind, item.repo, item.target) in done})
     verb = "would remove" if args.dry_run else "removed"
-    out.lines += [_line(verb, r) for r in (plan.removals if args.dry_run else removed)]
-    out.lines += [_line("kept", s) for s in skipped]
-    budget = f", budget {human_size(max_size)}" if max_size is not None else ""
-    if args.dry_run:
-        out.lines.append(f"would free {human_size(plan.to_free)}: the cache would hold {human_size(after)} "
-                         f"(now {human_size(plan.size_before)}{budget})")
-    else:
-        out.lines.append(f"freed {human_size(freed)}: the cache holds {human_size(after)} "
-                         f"(was {human_size(plan.size_before)}{budget})")
+    out.lines += [gc_line(verb, r) for r in (plan.removals if args.dry_run else removed)]
+    out.lines += [gc_line("kept", s) for s in skipped]
+    out.lines.append(gc_summary(plan, freed, after, max_size, dry_run=bool(args.dry_run)))
     for s in skipped:
         if s.refused:
             out.fail(UnsafeCacheError(f"{s.repo}@{s.target[:12]} was not removed: {s.reason}", hint=s.hint))
@@ -74,24 +66,3 @@ def _max_size(text: str | None) -> int | None:
         return parse_size(text)
     except ValueError as exc:
         raise UsageError(f"--max-size: {exc}", hint="lyricsub-hub gc --max-size 20G") from None
-
-
-def _row(r: Removal) -> dict[str, Any]:
-    return {"kind": r.kind, "repo": r.repo, "target": r.target, "models": list(r.models), "files": list(r.files),
-            "reason": r.reason, "bytes": r.size}
-
-
-def _skip_row(s: Skip) -> dict[str, Any]:
-    return {"kind": s.kind, "repo": s.repo, "target": s.target, "reason": s.reason, "hint": s.hint}
-
-
-def _line(verb: str, item: Removal | Skip) -> str:
-    if item.kind in ("revision", "model"):
-        what = f"{item.repo}@{item.target[:12]}"
-    else:
-        what = f"{item.repo} {item.target[:12]}{'…' if len(item.target) > 12 else ''}"
-    size = getattr(item, "size", None)
-    models = getattr(item, "models", ())
-    tail = f" ({', '.join(models)})" if models else ""
-    shown = f"{human_size(size):>9}" if size is not None else " " * 9
-    return printable(f"{verb:<12} {item.kind:<8} {what + tail:<44} {shown}  {item.reason}")

@@ -148,15 +148,180 @@ def load_row(report: Any) -> dict[str, Any]:
             "run_seconds": round(report.run_seconds, 3), "summary": report.summary}
 
 
-def loaded_line(report: Any) -> str:
-    return (f"loaded on {report.device} in {report.load_seconds:.2f}s, ran in {report.run_seconds:.2f}s: "
-            f"{report.summary}")
+def loaded_line(name: str, report: Any, st: Any = None) -> str:
+    where = f"  (from the site cache {st.cache_dir})" if st is not None and st.site else ""
+    return (f"{name:<28} loaded on {report.device} in {report.load_seconds:.2f}s, ran in {report.run_seconds:.2f}s: "
+            f"{report.summary}{where}")
+
+
+def skipped_load_line(name: str, missing: str) -> str:
+    return f"{name:<28} load check skipped: {missing} is not installed (pip install 'lyricsub-hub[full]')"
 
 
 def removal_lines(report: Any, *, dry_run: bool) -> list[str]:
     verb, freed = ("would remove", "would free") if dry_run else ("removed", "freed")
     return ([f"{verb} {name}" for name in report.removed] + [f"not in the cache: {name}" for name in report.absent]
             + [f"{freed} {human_size(report.bytes_freed)}"])
+
+
+# -- info and verify ---------------------------------------------------------------------------------------
+def info_row(meta: Any) -> dict[str, Any]:
+    return model_json(meta.status) | {"license": meta.license, "gated": meta.gated, "branch": meta.branch,
+                                      "description": meta.description}
+
+
+def info_lines(meta: Any) -> list[str]:
+    st = meta.status
+    lines = [
+        f"name:      {meta.name}", f"family:    {meta.family}", f"repo:      {meta.repo}",
+        f"revision:  {meta.revision or '(not pinned)'}", f"license:   {printable(meta.license or '?')}",
+        f"gated:     {'yes (accept the terms on the repo page, set HF_TOKEN)' if meta.gated else 'no'}",
+        f"status:    {st.status}" + (f" ({st.reason})" if st.reason else ""),
+        f"size:      {human_size(meta.total_size)}", f"path:      {st.path or '-'}", "files:",
+    ]
+    for f in st.files:
+        size = f.actual_size if f.actual_size is not None else f.expected_size
+        lines.append(f"  {printable(f.name):<40} {human_size(size):>9}  {f.state}")
+    return lines
+
+
+def verify_row(rep: Any) -> dict[str, Any]:
+    return model_json(rep.after) | {"repaired": list(rep.repaired), "before": rep.before.status}
+
+
+def verify_nothing() -> list[str]:
+    return ["nothing in the cache to verify (name models to check them anyway)"]
+
+
+def verify_lines(rep: Any) -> list[str]:
+    """One line per file as verify found it, marked where a repair fetched it again."""
+    return [f"{rep.model:<28} {f.state:<13} {printable(f.name)}{' (repaired)' if f.name in rep.repaired else ''}"
+            f"{'  ' + f.detail if f.detail else ''}" for f in rep.before.files]
+
+
+# -- lock ---------------------------------------------------------------------------------------------------
+def lock_row(res: Any) -> dict[str, Any]:
+    return {"name": res.model, "old_revision": res.old_revision, "revision": res.new_revision, "changed": res.changed,
+            "files": [vars(f) for f in res.files]}
+
+
+def lock_lines(res: Any) -> list[str]:
+    """What lock changed for a model, file by file (nothing but a line when it is unchanged)."""
+    if not res.changed:
+        return [f"{res.model}: unchanged at {res.new_revision[:12]}"]
+    return [f"{res.model}: {(res.old_revision or 'unpinned')[:12]} -> {res.new_revision[:12]}"] + [
+        f"  {f.change:<8} {f.name}" + (f"  {(f.old_sha256 or '')[:12]} -> {(f.new_sha256 or '')[:12]}"
+                                       if f.change == "changed" else "")
+        for f in res.files if f.change != "same"]
+
+
+# -- gc -----------------------------------------------------------------------------------------------------
+def gc_row(r: Any) -> dict[str, Any]:
+    return {"kind": r.kind, "repo": r.repo, "target": r.target, "models": list(r.models), "files": list(r.files),
+            "reason": r.reason, "bytes": r.size}
+
+
+def gc_skip_row(s: Any) -> dict[str, Any]:
+    return {"kind": s.kind, "repo": s.repo, "target": s.target, "reason": s.reason, "hint": s.hint}
+
+
+def gc_line(verb: str, item: Any) -> str:
+    if item.kind in ("revision", "model"):
+        what = f"{item.repo}@{item.target[:12]}"
+    else:
+        what = f"{item.repo} {item.target[:12]}{'…' if len(item.target) > 12 else ''}"
+    size = getattr(item, "size", None)
+    models = getattr(item, "models", ())
+    tail = f" ({', '.join(models)})" if models else ""
+    shown = f"{human_size(size):>9}" if size is not None else " " * 9
+    return printable(f"{verb:<12} {item.kind:<8} {what + tail:<44} {shown}  {item.reason}")
+
+
+def gc_summary(plan: Any, freed: int, after: int, max_size: int | None, *, dry_run: bool) -> str:
+    budget = f", budget {human_size(max_size)}" if max_size is not None else ""
+    if dry_run:
+        return (f"would free {human_size(plan.to_free)}: the cache would hold {human_size(after)} "
+                f"(now {human_size(plan.size_before)}{budget})")
+    return f"freed {human_size(freed)}: the cache holds {human_size(after)} (was {human_size(plan.size_before)}{budget})"
+
+
+# -- doctor -------------------------------------------------------------------------------------------------
+_LEVEL = {"ok": "ok", "warning": "warn", "problem": "PROBLEM"}
+
+
+def doctor_json(report: Any) -> dict[str, Any]:
+    counts = report.counts()
+    verdict = "problem" if counts["problem"] else "warning" if counts["warning"] else "ok"
+    return {"verdict": verdict, "summary": counts, "cache_dir": str(report.cache_dir), "state_dir": str(report.state_dir),
+            "endpoint": report.endpoint, "offline": report.offline, "seconds": round(report.seconds, 3),
+            "findings": [{"check": f.check, "level": f.level, "model": f.model, "message": f.message, "hint": f.hint,
+                          "details": dict(f.details)} for f in report.findings]}
+
+
+def doctor_rows(report: Any) -> list[dict[str, Any]]:
+    levels = {f.model: f for f in report.findings if f.check == "model"}
+    return [model_json(st) | {"level": levels[st.name].level if st.name in levels else None,
+                              "ref": levels[st.name].details.get("ref") if st.name in levels else None}
+            for st in report.statuses]
+
+
+def doctor_lines(report: Any) -> list[str]:
+    """The one screen: where, one line per finding with its fix, then the verdict."""
+    counts = report.counts()
+    lines = [f"lyricsub-hub doctor: cache {report.cache_dir}, endpoint {report.endpoint}"
+             f"{' (offline)' if report.offline else ''}"]
+    for f in report.findings:
+        who = f"{f.model}: " if f.model else ""
+        fix = f"  (fix: {f.hint})" if f.hint and f.level != "ok" else ""
+        lines.append(printable(f"  {_LEVEL[f.level]:<8} {f.check:<10} {who}{f.message}{fix}"))
+    if counts["problem"]:
+        lines.append(f"verdict: {plural(counts['problem'], 'problem')}, {plural(counts['warning'], 'warning')}: "
+                     f"inference will not work here offline until the problems are fixed ({report.seconds:.1f}s)")
+    else:
+        extra = f"; {plural(counts['warning'], 'warning')} worth a look" if counts["warning"] else ""
+        lines.append(f"verdict: ready: inference works here offline now{extra} ({report.seconds:.1f}s)")
+    return lines
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+# -- export and import ------------------------------------------------------------------------------------
+def export_row(m: Any) -> dict[str, Any]:
+    return {"name": m.name, "status": "exported", "path": None, "repo": m.repo, "revision": m.revision,
+            "files": [{"name": f.name, "size": f.size, "sha256": f.sha256, "blob": f.blob} for f in m.files]}
+
+
+def bundle_json(report: Any, path: Path | None) -> dict[str, Any]:
+    return {"path": None if path is None else str(path), "bytes": report.written, "payload_bytes": report.payload_bytes,
+            "blobs": report.blobs, "compressed": report.compressed, "seconds": round(report.seconds, 3)}
+
+
+def export_lines(output: str, report: Any) -> list[str]:
+    return [f"wrote {output}: {len(report.models)} model(s), {human_size(report.payload_bytes)} of files hashed, "
+            f"{human_size(report.written)} written in {report.seconds:.1f}s",
+            f"on the other machine: lyricsub-hub import {output}"]
+
+
+def import_row(m: Any, st: Any | None) -> dict[str, Any]:
+    """A model of a bundle: its cache row (or a bare one for a name the index lacks) and what the import did."""
+    row = model_json(st) if st is not None else {"name": m.name, "status": "unknown", "path": None, "files": []}
+    return row | {"import": m.state, "files_imported": m.files, "bytes_imported": m.bytes}
+
+
+def import_line(m: Any, row: dict[str, Any], width: int) -> str | None:
+    """The line for an imported or already present model; None for one that failed (its error says it)."""
+    if m.state == "imported":
+        return f"{printable(m.name):<{width}} imported   {m.files} file(s), {human_size(m.bytes)}  {row.get('path') or ''}"
+    if m.state == "present":
+        return f"{printable(m.name):<{width}} already in the cache, left as it was"
+    return None
+
+
+def import_summary(report: Any) -> list[str]:
+    empty = [] if report.models else ["the bundle holds no models"]
+    return [*empty, f"read {human_size(report.bytes_read)} in {report.seconds:.1f}s"]
 
 
 def status_line(st: Any, width: int = 28) -> str:

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from ..errors import DownloadCancelled, Hint, LyricsubError, UsageError
 from .context import Context
-from .output import Bars, JsonEvents, Outcome, cache_json, load_row, loaded_line, model_json, note, warm_line
+from .output import (
+    Bars,
+    JsonEvents,
+    Outcome,
+    cache_json,
+    load_row,
+    loaded_line,
+    model_json,
+    note,
+    skipped_load_line,
+    warm_line,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -78,7 +89,7 @@ def _load_check(ctx: Context, spec: ModelSpec, out: Outcome) -> None:
 
     missing = library_missing(spec.family)
     if missing:
-        out.lines.append(f"{spec.name:<28} load check skipped: {missing} is not installed (pip install 'lyricsub-hub[full]')")
+        out.lines.append(skipped_load_line(spec.name, missing))
         return
     note(f"{spec.name}: load check on {ctx.args.device}: importing {FAMILIES[spec.family].library} (the first import "
          "takes a few seconds)", quiet=ctx.json)
@@ -88,7 +99,7 @@ def _load_check(ctx: Context, spec: ModelSpec, out: Outcome) -> None:
         out.fail(exc)
         return
     out.models[-1]["load"] = load_row(report)
-    out.lines.append(f"{spec.name:<28} {loaded_line(report)}")
+    out.lines.append(loaded_line(spec.name, report))
 
 
 def cmd_load(ctx: Context) -> Outcome:
@@ -116,6 +127,5 @@ def cmd_load(ctx: Context) -> Outcome:
         st = mgr.status(rep.name)
         out.models.append({"name": rep.name, "status": "loaded", "path": str(st.path), "cache": cache_json(st)}
                           | load_row(rep))
-        where = f"  (from the site cache {st.cache_dir})" if st.site else ""
-        out.lines.append(f"{rep.name:<28} {loaded_line(rep)}{where}")
+        out.lines.append(loaded_line(rep.name, rep, st))
     return out
