@@ -41,7 +41,7 @@ _NLTK_DEFAULTS = ("~/nltk_data", "{prefix}/nltk_data", "{prefix}/share/nltk_data
 @dataclass(frozen=True)
 class Finding:
     check: str  # stable: index, cache, locks, state, versions, libraries, cuda, gpu, offline, telemetry, nltk,
-    #             endpoint, token, network, access, model, downloads
+    #             endpoint, token, network, access, model, downloads, team, site-cache
     level: Level
     message: str
     hint: str | None = None  # the command (or setting) that fixes it
@@ -92,6 +92,7 @@ def examine(index: ModelIndex | str | os.PathLike[str] | None = None, *, cache_d
     statuses, model_findings = _models(cache, selected)
     needed = sum(max(0, (s.expected_bytes or 0) - s.present_bytes - s.resumable_bytes) for s in statuses if not s.available)
     findings += _cache_folder(cache.cache_dir, needed)
+    findings += _team(cache.cache_dir)
     findings += [_site_cache(site) for site in cache.site_dirs]
     findings.append(_state(cache))
     cuda = _cuda(versions)
@@ -191,6 +192,63 @@ def _cache_folder(cache_dir: Path, needed: int) -> list[Finding]:
     else:
         cache = Finding("cache", "ok", f"{cache_dir}: writable, {human_size(free)} free", details=details)
     return [cache, _locks(cache_dir, flock)]
+
+
+def _team(cache_dir: Path) -> list[Finding]:
+    """A cache folder a group shares: is it set up so every member can add to what another made (README: A cache
+    for a team)? Nothing is said about a private cache."""
+    import stat
+
+    from .core.fs import UMASK, group_shared
+
+    try:
+        st = os.stat(cache_dir)
+    except OSError:
+        return []
+    mode = stat.S_IMODE(st.st_mode)
+    details: dict[str, Any] = {"path": str(cache_dir), "mode": f"{mode:o}", "group": st.st_gid}
+    if not mode & stat.S_IWGRP:
+        return []
+    if not group_shared(cache_dir):
+        return [Finding("team", "warning", f"{cache_dir} is group-writable but not setgid, and your umask "
+                        f"({UMASK:03o}) takes group write away: what you create there gets your own group and mode, "
+                        "so other members cannot add to it", f"chmod g+s {cache_dir} (its owner), or umask 002",
+                        details=details)]
+    locked = _not_shared(cache_dir, st.st_gid)
+    details["not_shared"] = [str(p) for p in locked[:20]]
+    if locked:
+        return [Finding("team", "warning", f"{len(locked)} folder(s) in the team's cache {cache_dir} are not "
+                        f"group-writable with its group (made before it was shared, or by another tool), e.g. "
+                        f"{locked[0]}: other members cannot add to them",
+                        f"chgrp -R {st.st_gid} DIR && chmod -R g+rwX DIR && find DIR -type d -exec chmod g+s {{}} + "
+                        "(run by each folder's owner)", details=details)]
+    return [Finding("team", "ok", f"{cache_dir} is shared by group {st.st_gid}: what you create there stays "
+                    "group-writable", details=details)]
+
+
+def _not_shared(cache_dir: Path, gid: int) -> list[Path]:
+    """The folders a member adds to (repo folders and their blobs, snapshots, refs; .locks), checked two levels
+    deep: not the team's group, or without group rwx."""
+    import stat
+
+    out: list[Path] = []
+    tops = [p for p in _entries(cache_dir) if p.name.startswith(("models--", ".locks"))]
+    for top in tops:
+        for folder in [top, *_entries(top)]:
+            try:
+                st = os.lstat(folder)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode) and (st.st_gid != gid or st.st_mode & 0o070 != 0o070):
+                out.append(folder)
+    return out
+
+
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return sorted(Path(e.path) for e in os.scandir(folder) if e.is_dir(follow_symlinks=False))
+    except OSError:
+        return []
 
 
 def _site_cache(site: Path) -> Finding:

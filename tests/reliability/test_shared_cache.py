@@ -513,3 +513,34 @@ def test_rm_leaves_the_part_file_of_a_download_in_flight(hub, repos, index, tmp_
         running.release()
     assert mgr.remove_model("whisper:y").removed == ("whisper:y",)
     assert held_bytes(cache, "team/y", sha256(data)) == 0
+
+
+def test_doctor_judges_how_a_teams_folder_is_set_up(hub, index, tmp_path) -> None:
+    from lyricsub_hub.doctor import examine
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a folder to another group")
+    folder = tmp_path / "team"
+    folder.mkdir()
+    os.chown(folder, 0, TEAM)
+
+    def team_finding():
+        found = [f for f in examine(index, cache_dir=folder, names=["whisper:x1"], endpoint=hub.endpoint).findings
+                 if f.check == "team"]
+        return (found[0].level, found[0].message, found[0].hint) if found else None
+
+    folder.chmod(0o755)
+    assert team_finding() is None  # a private cache: nothing to say
+    folder.chmod(0o775)  # group-writable, no setgid, and this process's umask is 022
+    level, message, hint = team_finding()
+    assert level == "warning" and "not setgid" in message and hint == f"chmod g+s {folder} (its owner), or umask 002"
+    folder.chmod(0o2775)
+    assert run_cli(*warm_args(hub.endpoint, index, "whisper:x1", cache_dir=folder)).returncode == 0
+    level, message, _ = team_finding()
+    assert level == "ok" and f"shared by group {TEAM}" in message
+    old = folder / "models--team--old"  # made before the folder was shared
+    old.mkdir()
+    old.chmod(0o755)
+    level, message, hint = team_finding()
+    assert level == "warning" and f"1 folder(s) in the team's cache {folder} are not group-writable" in message
+    assert str(old) in message and "chmod -R g+rwX" in hint
