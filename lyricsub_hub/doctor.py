@@ -535,17 +535,17 @@ def _network(url: str) -> Finding:
     """Which proxy applies to the endpoint (from which variable; never its credentials) and which roots verify TLS."""
     from urllib.parse import urlsplit
 
-    from .remote.route import proxy_for, trust
+    from .remote.route import excluded_by_no_proxy, proxy_for, trust
 
     host = urlsplit(url).hostname or url
     proxy = proxy_for(url)
     if proxy is not None:
         user = f", as user {proxy.username}" if proxy.username else ""
         route = f"through the proxy at {proxy.address} (from {proxy.variable}{user})"
-    elif any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")):
+    elif excluded_by_no_proxy(url):
         route = f"direct: NO_PROXY excludes {host}"
     else:
-        route = "direct (no proxy variable is set)"
+        route = f"direct (no proxy variable applies to {urlsplit(url).scheme} URLs)"
     roots = trust()
     tls = f"TLS verified against {roots.source}" if url.lower().startswith("https:") else "plain http (no TLS)"
     details = {"proxy": proxy.shown if proxy else None, "variable": proxy.variable if proxy else None,

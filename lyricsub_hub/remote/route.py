@@ -81,6 +81,15 @@ def proxy_for(url: str) -> Proxy | None:
                  user or None, password or None)
 
 
+def excluded_by_no_proxy(url: str) -> bool:
+    """A proxy variable names a proxy for this URL, and NO_PROXY sends it direct all the same."""
+    from urllib.request import getproxies
+
+    from requests.utils import select_proxy
+
+    return bool(select_proxy(url, getproxies())) and proxy_for(url) is None
+
+
 def _variable(scheme: str, value: str) -> str:
     """The variable that named the proxy: lowercase first, as urllib's reading of the environment prefers."""
     for key in (scheme, "all"):

@@ -312,6 +312,8 @@ def test_doctor_network_finding(case: Case, net: Net, tmp_path: Path, monkeypatc
         assert network.details["variable"] == variable and f"(from {variable}" in network.message, network.message
     elif not case.fails:
         assert network.details["proxy"] is None and "direct" in network.message, network.message
+        excluded = any(name.lower() == "no_proxy" for name in env)
+        assert ("NO_PROXY excludes" in network.message) is excluded, network.message
     if case.endpoint.startswith("https"):
         assert network.details["ca"] in network.message
     shown = " ".join(f"{f.message} {f.hint} {f.details}" for f in report.findings)
