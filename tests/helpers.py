@@ -62,6 +62,16 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
                           env=full_env, timeout=timeout, cwd=other or ROOT, **kw)
 
 
+def closed_endpoint() -> str:
+    """An http:// endpoint on loopback where nothing listens: connections are refused at once."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from lyricsub_hub import ModelDownloader, ModelManager
 from lyricsub_hub.doctor import examine
 from lyricsub_hub.index import load_index
 from lyricsub_hub.remote.reach import PROBE_TIMEOUT
-from tests.helpers import add, payload, repo_dir, run_cli, sha256, write_index
+from tests.helpers import add, closed_endpoint, payload, repo_dir, run_cli, sha256, write_index
 
 ORDER = ["index", "cache", "locks", "state", "versions", "libraries", "cuda", "offline", "telemetry", "nltk",
          "endpoint", "token"]
@@ -48,13 +47,6 @@ def by_check(doc: dict) -> dict[str, list[dict]]:
 
 def problems(doc: dict) -> set[tuple[str, str | None]]:
     return {(f["check"], f["model"]) for f in doc["findings"] if f["level"] == "problem"}
-
-
-def closed_port() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"  # nothing listens there now: connections are refused at once
 
 
 def test_a_healthy_machine_is_ready_and_nothing_is_downloaded(hub, small_repos, index_file, cache_dir) -> None:
@@ -132,7 +124,7 @@ def test_with_the_network_down_doctor_finishes_in_seconds(hub, small_repos, inde
     gated = add(hub, "diarize:g", "test/gated", {"config.yaml": b"a: 1\n"}, gated=True)
     index = write_index(tmp_path / "g.yaml", [*small_repos, gated], gated={"diarize:g"},
                         sets={"default": ["demucs:tiny", "whisper:tiny"]})
-    url = closed_port() if down == "closed-port" else down
+    url = closed_endpoint() if down == "closed-port" else down
     code, doc, took = doctor("--index", str(index), "--endpoint", url, "diarize:g", "demucs:tiny")
     (endpoint,) = by_check(doc)["endpoint"]
     assert endpoint["level"] == "warning" and endpoint["details"]["reachable"] is False

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import socket
 
 import pytest
 from huggingface_hub import hf_hub_download
@@ -14,16 +13,10 @@ from lyricsub_hub.cli import COMMANDS, build_parser
 from lyricsub_hub.cli.output import Bars
 from lyricsub_hub.download.progress import DownloadProgress
 from tests.cli.test_progress import run_on_a_terminal
-from tests.helpers import run_cli, write_index
+from tests.helpers import closed_endpoint, run_cli, write_index
 
 TORCH = importlib.util.find_spec("torch") is not None
 DEMUCS = importlib.util.find_spec("demucs") is not None
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def one_line(stderr: str) -> str:
@@ -54,7 +47,7 @@ def test_a_gpu_that_is_not_there_fails_warm_before_the_download(hub, index_file)
 # -- 2. lock without network --------------------------------------------------------------------------------
 def test_lock_without_network_is_one_network_line_that_hints_lock(tmp_path, small_repos) -> None:
     index = write_index(tmp_path / "unpinned.yaml", small_repos[:1], pin=False)
-    proc = run_cli("lock", "demucs:tiny", "--index", str(index), "--endpoint", f"http://127.0.0.1:{closed_port()}")
+    proc = run_cli("lock", "demucs:tiny", "--index", str(index), "--endpoint", closed_endpoint())
     assert proc.returncode == 3
     line = one_line(proc.stderr)
     assert "demucs:tiny: cannot reach http://127.0.0.1:" in line and "Connection refused" in line
@@ -102,7 +95,7 @@ def test_help_shows_no_hidden_option_and_every_option_has_words() -> None:
 # -- 6. one rule for defaults and flags ------------------------------------------------------------------
 @pytest.mark.parametrize("command", ["status", "load", "warm", "export"])
 def test_a_command_that_names_no_model_uses_the_default_set(hub, index_file, tmp_path, command) -> None:
-    extra = {"warm": ["--endpoint", f"http://127.0.0.1:{closed_port()}", "--no-load"],
+    extra = {"warm": ["--endpoint", closed_endpoint(), "--no-load"],
              "export": ["-o", str(tmp_path / "b.tar")]}.get(command, [])
     proc = run_cli(command, "--json", "--index", str(index_file), *extra)
     doc = json.loads(proc.stdout.splitlines()[-1])
@@ -120,7 +113,7 @@ def test_offline_doctor_does_not_warn_that_offline_is_not_set(index_file) -> Non
 
 def test_a_failed_warm_of_a_set_names_every_model_that_failed(index_file) -> None:
     proc = run_cli("warm", "--set", "default", "--no-load", "--index", str(index_file),
-                   "--endpoint", f"http://127.0.0.1:{closed_port()}")
+                   "--endpoint", closed_endpoint())
     assert proc.returncode == 3
     errors = [line for line in proc.stderr.splitlines() if line.startswith("lyricsub-hub:")]
     assert len(errors) == 2 and "demucs:tiny: the Hub at" in errors[0] and "cannot be reached" in errors[0]
