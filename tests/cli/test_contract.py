@@ -115,11 +115,15 @@ def test_every_command_keeps_its_envelope_and_row_keys(warmed, hub, index_file, 
     assert doc["schema"] == 1 and doc["command"] == command and doc["exit_code"] == proc.returncode
     assert doc["ok"] is (proc.returncode == 0)
     assert all(set(e) == ERROR for e in doc["errors"])
-    if command != "load":  # the tiny whisper fake is no real model: load fails (exit 5) with one error row
+    if command == "doctor":  # ready where the speech stack is installed; a problem (exit 1) per missing library else
+        problems = [f for f in doc["findings"] if f["level"] == "problem"]
+        assert proc.returncode == (1 if problems else 0) and len(doc["errors"]) == len(problems)
+        assert all(f["check"] in ("libraries", "nltk") for f in problems), problems
+    if command not in ("load", "doctor"):  # the tiny whisper fake is no real model: load fails (exit 5), one error row
         assert proc.returncode == 0 and doc["errors"] == [], proc.stderr
         # each says which models it touched (gc: none here, the warm cache holds nothing to collect)
         assert (doc.get("removed") if command in ("rm", "clear") else doc["models"]) or command == "gc", command
-    else:
+    elif command == "load":
         assert proc.returncode == 5 and [e["model"] for e in doc["errors"]] == ["whisper:tiny"]
     for row in doc["models"]:
         assert set(row) == ROW.get(command, MODEL), command
