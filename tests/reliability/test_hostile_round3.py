@@ -190,6 +190,7 @@ def test_3_a_flood_of_identical_stray_members_is_bounded(hub, small_repos, index
     for n in (2_000, 200_000):
         target = tmp_path / f"cache-{n}"
         peaks[n], seconds, report = _import_peak(body + stray * n + bytes(1024), index_file, target)
+        STATS.setdefault("flood", {})[n] = {"peak_bytes": peaks[n], "seconds": round(seconds, 3)}
         assert [m.state for m in report.models] == ["imported", "imported"]  # the models still come in
         assert len(report.problems) == 1 and "refused" in report.problems[0].message
         assert seconds < 20
@@ -305,6 +306,7 @@ def test_6_folder_members_against_a_100k_file_manifest_take_linear_time(tmp_path
     started = time.monotonic()
     proc = run_cli("import", str(bundle), "--index", str(index_file), "--cache-dir", str(cache_dir), timeout=60)
     seconds = time.monotonic() - started
+    STATS["folders_vs_100k_manifest_seconds"] = round(seconds, 3)
     assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "whisper:flood" in proc.stderr and "refused 2000 member(s)" in proc.stderr
     assert seconds < 20, seconds  # 2,000 folder members: 40 ms each against the manifest before
