@@ -84,3 +84,10 @@ def test_gc_keeps_what_a_kept_set_requires(hub, chain, cache_dir, tmp_path) -> N
     assert run_cli("warm", PIPE, "--index", str(chain), "--endpoint", hub.endpoint, "--no-load").returncode == 0
     doc = json.loads(run_cli("gc", "--dry-run", "--keep-set", "default", "--index", str(chain), "--json").stdout)
     assert doc["keep"] == sorted([PIPE, SEG, EMB])
+
+
+def test_the_api_selects_the_same_way(hub, chain, cache_dir) -> None:
+    mgr = ModelManager(chain, endpoint=hub.endpoint)
+    assert [st.name for st in mgr.list_models([PIPE])] == [PIPE, SEG, EMB]
+    assert len(mgr.list_models()) == 4  # the API's listing of no names stays "every model"
+    assert [r.model for r in mgr.verify([PIPE])] == [PIPE, SEG, EMB]
