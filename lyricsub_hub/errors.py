@@ -60,6 +60,17 @@ class LyricsubError(Exception):
         text = f"{self.model}: {self.message}" if self.model else self.message
         return f"{text} (run: {self.hint})" if self.hint else text
 
+    def with_hint(self, hint: str) -> LyricsubError:
+        """The same error (class, message, model, exit code) with another fix: the caller knows better what to run
+        again (lock for a model lock is filling, warm rather than load for warm's own --device)."""
+        import copy
+
+        from .core.text import printable, redact
+
+        clone = copy.copy(self)
+        clone.hint = printable(redact(hint))
+        return clone
+
 
 class UsageError(LyricsubError, ValueError):
     """Bad arguments: an unknown model or set, conflicting options."""

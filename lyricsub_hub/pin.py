@@ -98,9 +98,7 @@ def _resolve(spec: ModelSpec, *, update: bool, endpoint: str, token: str | None)
 
 def _again_with_lock(exc: LyricsubError, name: str) -> LyricsubError:
     """The network table's fix is "warm it again"; for a model lock is filling, warm would refuse (no pins yet)."""
-    if exc.hint:
-        exc.hint = exc.hint.replace(Hint.warm(name), Hint.lock(name))
-    return exc
+    return exc.with_hint(exc.hint.replace(Hint.warm(name), Hint.lock(name))) if exc.hint else exc
 
 
 def _pick(family: str, names: list[str]) -> list[str]:

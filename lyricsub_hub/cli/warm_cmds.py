@@ -35,8 +35,7 @@ def check_device(ctx: Context, command: str, names: list[str], *, resolve: bool)
         try:
             resolve_device(ctx.args.device)
         except LyricsubError as exc:
-            exc.hint = again
-            raise
+            raise exc.with_hint(again) from None
 
 
 def cmd_warm(ctx: Context) -> Outcome:
