@@ -88,10 +88,10 @@ class Squid:
             "max_filedescriptors 4096",
         ]
         if root:  # squid will not run as root: it becomes `proxy`, which must read and write this folder
-            lines.append("cache_effective_user proxy")
-            proxy = pwd.getpwnam("proxy")
+            account = _squid_account()
+            lines.append(f"cache_effective_user {account.pw_name}")
             for path in (d, *d.iterdir()):
-                os.chown(path, proxy.pw_uid, proxy.pw_gid)
+                os.chown(path, account.pw_uid, account.pw_gid)
         (d / "squid.conf").write_text("\n".join(lines) + "\n")
         self.proc = subprocess.Popen([SQUID, "-N", "-f", str(d / "squid.conf")], stdout=subprocess.DEVNULL,
                                      stderr=open(d / "stderr.log", "wb"))  # noqa: SIM115
@@ -152,6 +152,16 @@ class Squid:
 
     def mark(self) -> int:
         return len(self.log_text().splitlines())
+
+
+def _squid_account() -> pwd.struct_passwd:
+    """Debian's squid runs as `proxy`, Fedora's as `squid`; `nobody` elsewhere."""
+    for name in ("proxy", "squid", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise RuntimeError("no account for squid to run as (proxy, squid, nobody)")
 
 
 def _listening(port: int) -> bool:
