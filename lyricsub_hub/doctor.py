@@ -21,7 +21,7 @@ from pathlib import Path
 from .cache import Cache, ModelStatus
 from .core import env as envmod
 from .core.text import clean_url, human_size, printable, redact
-from .errors import Hint, IndexFileError, UnsafeStateError
+from .errors import Hint, IndexFileError, UnsafeCacheError, UnsafeStateError
 from .index import DEFAULT_SET, ModelIndex, ModelSpec, load_index
 
 TYPE_CHECKING = False
@@ -139,7 +139,11 @@ def _models(cache: Cache, selected: list[ModelSpec]) -> tuple[list[ModelStatus],
         verify = "stat"  # records cannot vouch: sizes only here, and the state finding says why
     statuses, findings = [], []
     for spec in selected:
-        st = cache.status(spec, verify)
+        try:
+            st = cache.status(spec, verify)
+        except UnsafeCacheError as exc:  # its repo folder is a planted link: said, never read
+            findings.append(Finding("model", "problem", exc.message, exc.hint, spec.name, {"status": "refused"}))
+            continue
         statuses.append(st)
         if not st.available:
             err = not_available_error(st)

@@ -48,6 +48,7 @@ from .layout import (
     PART_SUFFIX,
     RANGES_SUFFIX,
     blobs_dir,
+    check_repo,
     lock_path,
     repo_folder,
     repo_problem,
@@ -206,7 +207,8 @@ def parts_of(cache_dir: Path, repos: Iterable[str]) -> list[Part]:
     """The partial downloads of these repos, each with whether a process holds its lock (no huggingface_hub import)."""
     out: list[Part] = []
     for repo in sorted(set(repos)):
-        out += _blobs(cache_dir, repo, None)[0]
+        if repo_problem(cache_dir, repo) is None:  # a repo folder planted as a link is not read
+            out += _blobs(cache_dir, repo, None)[0]
     return out
 
 
@@ -528,6 +530,7 @@ def _remove_revisions(gc_plan: GcPlan, cache: Cache, items: list[Removal]) -> tu
             lost.append(Skip(item.kind, item.repo, item.target, "a download into this repo started meanwhile"))
             continue
         try:
+            check_repo(cache.cache_dir, item.repo)  # again, at the moment it goes: a folder swapped for a link since
             check_links(cache.cache_dir, item.repo, item.target)
         except UnsafeCacheError as exc:
             lost.append(Skip(item.kind, item.repo, item.target, exc.message, exc.hint, refused=True))

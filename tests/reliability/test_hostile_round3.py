@@ -120,6 +120,12 @@ def test_1_gc_and_warm_refuse_a_repo_whose_folders_are_links(hub, one, tmp_path,
     warm = run_cli(*warm_args(hub.endpoint, index, "demucs:r3", cache_dir=cache_dir), timeout=HANG)
     assert_clean_failure(warm.returncode, warm.stdout, warm.stderr, (1,), "demucs:r3", "symbolic link")
     assert tree_listing(tmp_path / "victim") == before  # no file, no refs/main written into the victim's folder
+    base = ["--index", str(index), "--cache-dir", str(cache_dir)]
+    status = run_cli("status", "demucs:r3", *base, timeout=HANG)
+    assert_clean_failure(status.returncode, status.stdout, status.stderr, (1,), "demucs:r3", "symbolic link")
+    doctor = run_cli("doctor", "demucs:r3", "--offline", *base, timeout=HANG)
+    assert doctor.returncode == 1 and "Traceback" not in doctor.stderr, doctor.stderr[-2000:]
+    assert "symbolic link" in doctor.stdout  # a finding among the others, not the end of the report
     _count("1-planted-repo-links")
 
 
