@@ -17,28 +17,55 @@ EXIT_LOAD = 5
 EXIT_CANCELLED = 130
 
 
+class Fix(str):
+    """The command that fixes a problem, as data: `command`, `args`, `env` (variables to set for it) and a `note`.
+
+    It is also the spelled line (`HF_HUB_OFFLINE=0 lyricsub-hub warm NAME`), the one place `lyricsub-hub …` is
+    written out, so it goes wherever a hint is text (a doctor finding, a gc skip, an f-string) unchanged. An error
+    built with one carries it as `error.fix`; the CLI's JSON gives it as `fix` beside the `hint` line.
+    """
+
+    command: str
+    args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    note: str
+
+    def __new__(cls, command: str, *args: str, env: tuple[tuple[str, str], ...] = (), note: str = "") -> Fix:
+        line = "".join(f"{k}={v} " for k, v in env) + " ".join(["lyricsub-hub", command, *args])
+        self = super().__new__(cls, f"{line}  {note}" if note else line)
+        self.command, self.args, self.env, self.note = command, tuple(args), tuple(env), note
+        return self
+
+    def as_json(self) -> dict[str, object]:
+        return {"command": self.command, "args": list(self.args), "env": dict(self.env), "note": self.note or None}
+
+
 class Hint:
-    """The next command for each kind of problem, spelled once."""
+    """The next command for each kind of problem."""
 
     @staticmethod
-    def warm(name: str) -> str:
-        return f"lyricsub-hub warm {name}"
+    def warm(*names: str) -> Fix:
+        return Fix("warm", *names)
 
     @staticmethod
-    def lock(name: str) -> str:
-        return f"lyricsub-hub lock {name}"
+    def lock(name: str) -> Fix:
+        return Fix("lock", name)
 
     @staticmethod
-    def lock_update(name: str) -> str:
-        return f"lyricsub-hub lock --update {name}"
+    def lock_update(name: str) -> Fix:
+        return Fix("lock", "--update", name)
 
     @staticmethod
-    def repair(name: str) -> str:
-        return f"lyricsub-hub verify --repair {name}"
+    def repair(name: str) -> Fix:
+        return Fix("verify", "--repair", name)
 
     @staticmethod
-    def offline_warm(name: str) -> str:
-        return f"HF_HUB_OFFLINE=0 lyricsub-hub warm {name}  (on a machine with network)"
+    def offline_warm(name: str) -> Fix:
+        return Fix("warm", name, env=(("HF_HUB_OFFLINE", "0"),), note="(on a machine with network)")
+
+    @staticmethod
+    def listing() -> Fix:
+        return Fix("list")
 
 
 class LyricsubError(Exception):
@@ -46,6 +73,7 @@ class LyricsubError(Exception):
 
     exit_code = EXIT_NOT_AVAILABLE
     code = "error"  # stable machine-readable code used in JSON output
+    fix: Fix | None = None
 
     def __init__(self, message: str, *, model: str | None = None, hint: str | None = None) -> None:
         from .core.text import printable, redact
@@ -54,6 +82,7 @@ class LyricsubError(Exception):
         self.message = printable(redact(message))
         self.model = printable(model) if model is not None else None
         self.hint = printable(redact(hint)) if hint is not None else None
+        self.fix = hint if isinstance(hint, Fix) else None  # the same fix as data, where it was given as data
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -63,12 +92,12 @@ class LyricsubError(Exception):
     def with_hint(self, hint: str) -> LyricsubError:
         """The same error (class, message, model, exit code) with another fix: the caller knows better what to run
         again (lock for a model lock is filling, warm rather than load for warm's own --device)."""
-        import copy
-
         from .core.text import printable, redact
 
-        clone = copy.copy(self)
+        clone = type(self).__new__(type(self), *self.args)  # not __init__: subclasses take other keywords
+        clone.__dict__.update(self.__dict__)
         clone.hint = printable(redact(hint))
+        clone.fix = hint if isinstance(hint, Fix) else None
         return clone
 
 

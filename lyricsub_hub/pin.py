@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core import env
-from .errors import Hint, HubError, LyricsubError, UsageError
+from .errors import Fix, Hint, HubError, LyricsubError, UsageError
 from .families import FAMILIES
 from .index import FileSpec, ModelSpec, load_index
 from .remote.failures import Context, translate
@@ -98,7 +98,9 @@ def _resolve(spec: ModelSpec, *, update: bool, endpoint: str, token: str | None)
 
 def _again_with_lock(exc: LyricsubError, name: str) -> LyricsubError:
     """The network table's fix is "warm it again"; for a model lock is filling, warm would refuse (no pins yet)."""
-    return exc.with_hint(exc.hint.replace(Hint.warm(name), Hint.lock(name))) if exc.hint else exc
+    if exc.fix is not None and exc.fix.command == "warm":
+        return exc.with_hint(Fix("lock", *exc.fix.args, env=exc.fix.env, note=exc.fix.note))
+    return exc.with_hint(exc.hint.replace(Hint.warm(name), Hint.lock(name))) if exc.hint else exc  # composed in words
 
 
 def _pick(family: str, names: list[str]) -> list[str]:

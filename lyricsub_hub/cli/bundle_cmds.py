@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..core.text import printable
-from ..errors import BundleError, UsageError
+from ..errors import BundleError, Fix, UsageError
 from .context import Context
 from .output import Outcome, bundle_json, export_lines, export_row, import_line, import_row, import_summary
 
@@ -17,7 +17,7 @@ def cmd_export(ctx: Context) -> Outcome:
     from ..cache.bundle import export_bundle, export_file, plan_export
 
     args = ctx.args
-    example = "lyricsub-hub export --set default -o models.tar.zst"
+    example = Fix("export", "--set", "default", "-o", "models.tar.zst")
     to_stdout = args.output == "-"
     if to_stdout and ctx.json:
         raise UsageError("-o - writes the bundle to stdout, where --json would write too; drop one of them", hint=example)
@@ -67,7 +67,7 @@ def cmd_import(ctx: Context) -> Outcome:
             source = open(args.bundle, "rb", buffering=0)  # noqa: SIM115
         except OSError as exc:
             raise BundleFormatError(f"cannot read the bundle {printable(args.bundle)}: {exc.strerror or exc}",
-                                    hint="lyricsub-hub import FILE") from None
+                                    hint=Fix("import", "FILE")) from None
     with source:
         report = import_bundle(mgr.cache, mgr.index, source)
     out = Outcome("import", data={"bytes_read": report.bytes_read, "seconds": round(report.seconds, 3)})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..core.text import human_size
-from ..errors import Hint, ModelNotAvailableError, UsageError
+from ..errors import Fix, Hint, ModelNotAvailableError, UsageError
 from ..index import DEFAULT_SET
 from .context import Context
 from .output import Outcome, info_lines, info_row, model_json, status_line, verify_lines, verify_nothing, verify_row
@@ -91,7 +91,7 @@ def _removal(ctx: Context, command: str, names: list[str] | None) -> Outcome:
 
     args, mgr = ctx.args, ctx.manager()
     plan = mgr.clear_model_cache(names, dry_run=True)
-    again = " ".join(["lyricsub-hub", command, *(names or []), "--yes"])
+    again = Fix(command, *(names or []), "--yes")
     if not args.dry_run and plan.removed and not args.yes:
         answer = None if ctx.json else confirm(f"remove {', '.join(plan.removed)} ({human_size(plan.bytes_freed)})?")
         if answer is None:

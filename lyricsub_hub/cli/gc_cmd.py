@@ -4,7 +4,7 @@ uses; with --max-size, then the least recently used models until the cache fits 
 from __future__ import annotations
 
 from ..core.text import human_size
-from ..errors import DiskSpaceError, UnsafeCacheError, UsageError
+from ..errors import DiskSpaceError, Fix, UnsafeCacheError, UsageError
 from .context import Context
 from .output import Outcome, gc_line, gc_row, gc_skip_row, gc_summary
 
@@ -65,4 +65,4 @@ def _max_size(text: str | None) -> int | None:
     try:
         return parse_size(text)
     except ValueError as exc:
-        raise UsageError(f"--max-size: {exc}", hint="lyricsub-hub gc --max-size 20G") from None
+        raise UsageError(f"--max-size: {exc}", hint=Fix("gc", "--max-size", "20G")) from None

@@ -48,7 +48,8 @@ def worst(a: int, b: int) -> int:
 
 # -- JSON ------------------------------------------------------------------------------------------
 def error_json(exc: LyricsubError) -> dict[str, Any]:
-    return {"code": exc.code, "model": exc.model, "message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}
+    return {"code": exc.code, "model": exc.model, "message": exc.message, "hint": exc.hint,
+            "fix": exc.fix.as_json() if exc.fix is not None else None, "exit_code": exc.exit_code}
 
 
 def envelope(out: Outcome) -> dict[str, Any]:

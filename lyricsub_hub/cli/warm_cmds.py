@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import DownloadCancelled, Hint, LyricsubError, UsageError
+from ..errors import DownloadCancelled, Fix, Hint, LyricsubError, UsageError
 from .context import Context
 from .output import (
     Bars,
@@ -27,7 +27,7 @@ def check_device(ctx: Context, command: str, names: list[str], *, resolve: bool)
     fails now too, not after minutes of downloading. The fix names this command, not another."""
     from ..families.devices import device_problem, resolve_device
 
-    again = " ".join([f"lyricsub-hub {command}", *names, "--device cpu"])
+    again = Fix(command, *names, "--device", "cpu")
     problem = device_problem(ctx.args.device)
     if problem:
         raise UsageError(problem, hint=again)
@@ -54,7 +54,7 @@ def cmd_warm(ctx: Context) -> Outcome:
     except KeyboardInterrupt:
         downloader.cancel_download()
         out.fail(DownloadCancelled("cancelled; partial downloads are kept and the same command resumes them",
-                                   hint=Hint.warm(" ".join(s.name for s in specs))))
+                                   hint=Hint.warm(*(s.name for s in specs))))
     finally:
         if isinstance(display, Bars):
             display.close()

@@ -88,8 +88,8 @@ class ModelIndex:
             return matches[0]
         if matches:
             options = ", ".join(sorted(m.name for m in matches))
-            raise UsageError(f"'{name}' is ambiguous: it names {options}", model=name, hint="lyricsub-hub list")
-        raise UsageError(f"unknown model '{name}' in {self.path}", model=name, hint="lyricsub-hub list")
+            raise UsageError(f"'{name}' is ambiguous: it names {options}", model=name, hint=Hint.listing())
+        raise UsageError(f"unknown model '{name}' in {self.path}", model=name, hint=Hint.listing())
 
     def expand(self, names: Iterable[str] = (), set_name: str | None = None) -> list[ModelSpec]:
         """Models named and models of a set, in order, each once."""
@@ -97,7 +97,7 @@ class ModelIndex:
         if set_name is not None:
             if set_name not in self.sets:
                 known = ", ".join(sorted(self.sets)) or "none"
-                raise UsageError(f"unknown set '{set_name}' (sets: {known})", hint="lyricsub-hub list")
+                raise UsageError(f"unknown set '{set_name}' (sets: {known})", hint=Hint.listing())
             wanted += self.sets[set_name]
         specs: dict[str, ModelSpec] = {}
         for name in wanted:
@@ -121,7 +121,7 @@ class ModelIndex:
                 specs = self.expand([], default)
             else:
                 raise UsageError(f"name models or --set SET: {self.path} has no '{default}' set to use instead",
-                                 hint="lyricsub-hub list")
+                                 hint=Hint.listing())
         else:
             specs = self.expand(names, set_name)
         if not with_requires:

@@ -10,7 +10,7 @@ import pytest
 from tests.helpers import run_cli
 
 ENVELOPE = {"schema", "command", "ok", "exit_code", "models", "errors"}
-ERROR = {"code", "model", "message", "hint", "exit_code"}
+ERROR = {"code", "model", "message", "hint", "fix", "exit_code"}
 MODEL = {"name", "status", "path", "family", "repo", "revision", "pinned", "expected_bytes", "present_bytes",
          "resumable_bytes", "cache", "files"}
 FILE = {"name", "state", "size", "expected_size", "sha256", "checked", "detail"}
@@ -78,6 +78,8 @@ def test_errors_keep_their_keys_and_exit_codes(index_file) -> None:
     assert doc["ok"] is False and doc["exit_code"] == 1
     assert [set(e) for e in doc["errors"]] == [ERROR]
     assert doc["errors"][0]["code"] == "not_available" and doc["errors"][0]["hint"] == "lyricsub-hub warm whisper:tiny"
+    # the same fix as data, for a script that acts on it rather than parsing the line
+    assert doc["errors"][0]["fix"] == {"command": "warm", "args": ["whisper:tiny"], "env": {}, "note": None}
     unknown = _doc("info", "nope", "--index", str(index_file))
     assert unknown["exit_code"] == 2 and unknown["errors"][0]["code"] == "usage"
 

@@ -52,6 +52,8 @@ def test_lock_without_network_is_one_network_line_that_hints_lock(tmp_path, smal
     line = one_line(proc.stderr)
     assert "demucs:tiny: cannot reach http://127.0.0.1:" in line and "Connection refused" in line
     assert "None" not in line and line.endswith("(run: lyricsub-hub lock demucs:tiny)")  # not warm: it would refuse
+    doc = json.loads(run_cli("lock", "demucs:tiny", "--json", "--index", str(index), "--endpoint", closed_endpoint()).stdout)
+    assert doc["errors"][0]["fix"]["command"] == "lock" and doc["errors"][0]["fix"]["args"] == ["demucs:tiny"]
 
 
 # -- 3. progress where stderr is no terminal ---------------------------------------------------------------

@@ -127,3 +127,17 @@ def test_a_folder_others_may_write_cannot_vouch(tmp_path: Path) -> None:
     assert private_problem(tmp_path / "not-yet") is None  # we create it 0700
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o707
     assert isinstance(UnsafePathError(1, "x"), OSError)
+
+
+def test_a_fix_is_data_and_reads_as_its_line() -> None:
+    from lyricsub_hub.errors import Fix, Hint, ModelNotAvailableError
+
+    fix = Hint.offline_warm("whisper:tiny")
+    assert (fix.command, fix.args, dict(fix.env)) == ("warm", ("whisper:tiny",), {"HF_HUB_OFFLINE": "0"})
+    assert fix == "HF_HUB_OFFLINE=0 lyricsub-hub warm whisper:tiny  (on a machine with network)"
+    err = ModelNotAvailableError("not in the cache", model="whisper:tiny", status="missing", hint=Hint.warm("whisper:tiny"))
+    assert err.fix == Fix("warm", "whisper:tiny") and str(err) == "whisper:tiny: not in the cache (run: lyricsub-hub warm whisper:tiny)"
+    assert ModelNotAvailableError("x", model="m", status="missing", hint="words only").fix is None
+    again = err.with_hint(Fix("lock", "whisper:tiny"))
+    assert (again.fix.command, again.hint, type(again), err.fix.command) == ("lock", "lyricsub-hub lock whisper:tiny",
+                                                                             ModelNotAvailableError, "warm")
