@@ -85,7 +85,7 @@ def bundle_figures(work_dir: Path, *, size_mib: int = 512, repeats: int = 5) -> 
     about 0.1 s of start-up, index and cache checks); "library" is export_file / import_bundle in this process.
     """
     from lyricsub_hub import ModelManager
-    from lyricsub_hub.cache.bundle import export_file, import_bundle, plan_export
+    from lyricsub_hub.bundles.bundle import export_file, import_bundle, plan_export
 
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -170,7 +170,7 @@ def _reset_targets(work: Path):
 def _zstd_figures(work: Path, mgr, plan, index: Path, payload: int) -> dict:
     """The same bundle compressed with zstd, once each way (information, not the goal: weights hardly compress)."""
     from lyricsub_hub import ModelManager
-    from lyricsub_hub.cache.bundle import export_file, import_bundle
+    from lyricsub_hub.bundles.bundle import export_file, import_bundle
 
     path = work / "out" / "models.tar.zst"
     os.sync()

@@ -1,5 +1,5 @@
 """huggingface_hub's cache on disk, read and written without the network: layout, status, records, hashing,
-part files, removal, garbage collection and bundles."""
+part files, locks, removal and garbage collection. Bundles, a feature built on these, live in bundles/."""
 
 from __future__ import annotations
 

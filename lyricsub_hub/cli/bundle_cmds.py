@@ -14,7 +14,7 @@ from .output import Outcome, bundle_json, export_lines, export_row, import_line,
 
 
 def cmd_export(ctx: Context) -> Outcome:
-    from ..cache.bundle import export_bundle, export_file, plan_export
+    from ..bundles.bundle import export_bundle, export_file, plan_export
 
     args = ctx.args
     example = Fix("export", "--set", "default", "-o", "models.tar.zst")
@@ -52,7 +52,7 @@ def cmd_export(ctx: Context) -> Outcome:
 
 
 def cmd_import(ctx: Context) -> Outcome:
-    from ..cache.bundle import import_bundle
+    from ..bundles.bundle import import_bundle
     from ..errors import BundleFormatError
 
     args = ctx.args

@@ -174,8 +174,8 @@ def _body(raw: bytes) -> bytes:
 
 
 def _import_peak(bundle: bytes, index_file: Path, cache: Path) -> tuple[int, float, object]:
+    from lyricsub_hub.bundles.bundle import import_bundle
     from lyricsub_hub.cache import Cache
-    from lyricsub_hub.cache.bundle import import_bundle
     from lyricsub_hub.index import load_index
 
     index = load_index(index_file)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lyricsub_hub.cache.tarstream import WRITE_MAX, write_all
+from lyricsub_hub.bundles.tarstream import WRITE_MAX, write_all
 
 
 def test_short_writes_are_continued_until_every_byte_is_written() -> None:

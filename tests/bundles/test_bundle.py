@@ -19,7 +19,7 @@ import pytest
 from huggingface_hub import scan_cache_dir, try_to_load_from_cache
 
 from lyricsub_hub import ModelDownloader, ModelManager
-from lyricsub_hub.cache.bundle import MANIFEST, Manifest, export_bundle, import_bundle, plan_export
+from lyricsub_hub.bundles.bundle import MANIFEST, Manifest, export_bundle, import_bundle, plan_export
 from lyricsub_hub.cli import main
 from tests.helpers import ROOT, add, payload, repo_dir, run_cli, write_index
 
@@ -151,7 +151,7 @@ def _flip(path: Path, offset: int = 1000) -> None:
 
 def test_export_refuses_bytes_that_no_longer_hash_and_keeps_no_bundle(warmed, small_repos, index_file, tmp_path,
                                                                       capsys) -> None:
-    from lyricsub_hub.cache.bundle import export_file
+    from lyricsub_hub.bundles.bundle import export_file
     from lyricsub_hub.errors import BundleError
 
     entry = repo_dir(warmed, small_repos[1].repo) / "snapshots" / small_repos[1].commit / "model.bin"

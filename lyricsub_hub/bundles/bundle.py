@@ -25,15 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
+from ..cache.layout import IMPORT_PREFIX, blobs_dir, link_target, repo_folder, snapshot_dir
+from ..cache.records import Stamp
+from ..cache.status import not_available_error
+from ..cache.store import Cache
 from ..core.checks import is_commit, is_git_sha1, is_repo_id, is_sha256, safe_file_name, safe_ref_name
 from ..core.fs import UMASK, new_temp, real_dir
 from ..core.text import human_size, printable
 from ..errors import BundleError, BundleFormatError, DiskSpaceError, LyricsubError, UnsafeCacheError
 from ..index import ModelIndex, ModelSpec, unpinned_error
-from .layout import IMPORT_PREFIX, blobs_dir, link_target, repo_folder, snapshot_dir
-from .records import Stamp
-from .status import not_available_error
-from .store import Cache
 from .tarstream import (
     Counter,
     Damaged,
