@@ -596,7 +596,7 @@ def _access(url: str, token: str | None, spec: ModelSpec, timeout: float) -> Fin
 
 # -- interrupted downloads ----------------------------------------------------------------------------------
 def _downloads(cache_dir: Path, repos: set[str]) -> list[Finding]:
-    from .cache.gc import parts_of
+    from .cache.parts import parts_of
 
     parts = parts_of(cache_dir, repos)
     stale = [p for p in parts if not p.held and not p.problem]

@@ -1,5 +1,5 @@
 """huggingface_hub's cache on disk, read and written without the network: layout, status, records, hashing,
-part files, locks, removal and garbage collection. Bundles, a feature built on these, live in bundles/."""
+part files, locks and removal. The features built on these live above: bundles/ and gc.py."""
 
 from __future__ import annotations
 

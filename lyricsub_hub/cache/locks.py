@@ -16,8 +16,9 @@ import errno
 import os
 from pathlib import Path
 
-from ..core.fs import file_mode, real_dir
+from ..core.fs import file_mode, open_regular, real_dir
 from ..errors import LockUnsupportedError
+from .layout import lock_path, repo_folder
 
 _NO_FLOCK = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL)
 _FLAGS = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -65,6 +66,51 @@ class BlobLock:
         fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)  # closing drops the flock
+
+
+def take_lock(cache_dir: Path, repo: str, blob: str) -> tuple[BlobLock | None, str]:
+    """A download's own blob lock, taken without waiting: (lock, "") or (None, why not). Whoever removes a part
+    file or a blob takes it first, as a download does, so no download loses its bytes under it."""
+    lock = BlobLock(lock_path(cache_dir, repo, blob), cache_dir)  # group-writable in a team's cache, as downloads make it
+    try:
+        taken = lock.acquire()
+    except OSError as exc:
+        return None, f"cannot take its lock: {exc.strerror or exc}"
+    return (lock, "") if taken else (None, "a download started meanwhile and holds its lock")
+
+
+def lock_held(path: Path) -> bool | None:
+    """True when a process holds this flock lock, False when it is free or absent, None when that cannot be told.
+
+    The probe opens an existing lock file read-only and never creates, truncates or deletes one.
+    """
+    import fcntl
+
+    try:
+        fd = open_regular(path)  # no link, and a planted FIFO neither hangs the probe nor counts as a lock
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # closing drops the probe's own lock
+    return False
+
+
+def downloading(cache_dir: Path, repo: str) -> bool:
+    """Whether a process holds one of the repo's blob locks now (ours and huggingface_hub's are the same files)."""
+    folder = cache_dir / ".locks" / repo_folder(cache_dir, repo).name
+    try:
+        locks = [Path(e.path) for e in os.scandir(folder) if e.name.endswith(".lock")]
+    except OSError:
+        return False
+    return any(lock_held(p) for p in locks)
 
 
 def no_flock(cache_dir: Path, why: str, model: str | None = None) -> LockUnsupportedError:

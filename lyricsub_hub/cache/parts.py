@@ -17,15 +17,19 @@ import os
 import stat
 import threading
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.fs import file_mode, open_own, open_regular, real_dir, unlink_inside
-from .layout import PART_SUFFIX, RANGES_SUFFIX, blobs_dir, repo_folder
+from ..core.checks import acceptable_etag
+from ..core.fs import file_mode, inside, on_disk, open_own, open_regular, real_dir, regular_file, unlink_inside
+from .layout import HF_INCOMPLETE, PART_SUFFIX, RANGES_SUFFIX, blobs_dir, lock_path, repo_folder, repo_problem
+from .locks import lock_held, take_lock
 
 _MAGIC = b"LSHR1"
 MAX_RECORD = 8 << 20  # a record's body: ~400,000 ranges, far more than any download writes
 MAX_FILE = 1 << 50  # no pinned file is larger (1 PiB): any size or offset beyond it in a record is a lie
+PART_ENDINGS = (PART_SUFFIX, RANGES_SUFFIX, HF_INCOMPLETE)  # ours, and huggingface_hub's partial downloads
 
 
 class RangeSet:
@@ -226,3 +230,115 @@ def held_bytes(cache_dir: Path, repo: str, sha256: str, size: int | None = None)
     if not stat.S_ISREG(part.st_mode):
         return 0
     return min(RangeSet(record_ranges(record, claimed)).covered(), part.st_size, part.st_blocks * 512)
+
+
+# -- part files on disk: found, probed, removed under their blob's lock (download, gc, rm and doctor) ------------
+@dataclass(frozen=True)
+class Part:
+    """The partial files of one blob's download (ours and huggingface_hub's), guarded by one lock."""
+
+    repo: str
+    stem: str  # the blob name the download will give: its lock is .locks/models--org--name/<stem>.lock
+    names: tuple[str, ...]
+    size: int
+    held: bool  # a process holds the download's lock now
+    problem: str = ""  # the lock could not be probed
+
+
+def is_part(name: str) -> bool:
+    """A name a download's partial file has: <etag><one of PART_ENDINGS>."""
+    stem = name.split(".", 1)[0]
+    return name.endswith(PART_ENDINGS) and bool(stem) and acceptable_etag(stem)
+
+
+def blob_files(cache_dir: Path, repo: str) -> list[tuple[str, os.stat_result]]:
+    """The regular files of a repo's blobs folder with their lstat; a blobs folder that leaves the repo is not read,
+    and links (huggingface_hub 2.x's shared store) and folders are not ours to judge."""
+    folder, base = blobs_dir(cache_dir, repo), repo_folder(cache_dir, repo)
+    if not folder.is_dir() or not inside(base, folder):
+        return []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    out = []
+    for entry in entries:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            out.append((entry.name, st))
+    return out
+
+
+def group_parts(cache_dir: Path, repo: str, files: Iterable[tuple[str, os.stat_result]]) -> list[Part]:
+    """The part files among these blobs-folder files, one Part per blob, each with whether its lock is held."""
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for name, st in files:
+        if is_part(name):
+            groups.setdefault(name.split(".", 1)[0], []).append((name, on_disk(st)))  # blocks, not a claimed size
+    parts = []
+    for stem, items in sorted(groups.items()):
+        held = lock_held(lock_path(cache_dir, repo, stem))
+        parts.append(Part(repo, stem, tuple(sorted(n for n, _ in items)), sum(s for _, s in items), bool(held),
+                          "its lock cannot be probed" if held is None else ""))
+    return parts
+
+
+def parts_of(cache_dir: Path, repos: Iterable[str]) -> list[Part]:
+    """The partial downloads of these repos, each with whether a process holds its lock (no huggingface_hub import)."""
+    out: list[Part] = []
+    for repo in sorted(set(repos)):
+        if repo_problem(cache_dir, repo) is None:  # a repo folder planted as a link is not read
+            out += group_parts(cache_dir, repo, blob_files(cache_dir, repo))
+    return out
+
+
+def remove_part(cache_dir: Path, repo: str, stem: str, names: Iterable[str]) -> tuple[int, str]:
+    """Unlink one download's part files while holding its blob lock: (bytes freed on disk, "") or (0, why not)."""
+    lock, why = take_lock(cache_dir, repo, stem)
+    if lock is None:
+        return 0, why
+    folder, base = blobs_dir(cache_dir, repo), repo_folder(cache_dir, repo)
+    size = 0
+    try:
+        for name in names:
+            st = regular_file(folder / name)
+            if st is not None and unlink_inside(folder / name, base):
+                size += on_disk(st)
+    finally:
+        lock.release()
+    return size, ""
+
+
+def remove_parts(cache_dir: Path, repo: str, shas: Iterable[str] | None, *, dry_run: bool = False) -> int:
+    """Part files (ours and huggingface_hub's) of these blobs, or of every blob when shas is None; bytes freed
+    (with dry_run: that would be freed)."""
+    blobs = blobs_dir(cache_dir, repo)
+    wanted = set(shas) if shas is not None else None
+    freed = 0
+    try:
+        entries = list(os.scandir(blobs))
+    except OSError:
+        return 0
+    for entry in entries:
+        stem, _, _ = entry.name.partition(".")
+        if not entry.name.endswith(PART_ENDINGS) or (wanted is not None and stem not in wanted):
+            continue
+        try:
+            size = entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+        if dry_run:
+            freed += size
+            continue
+        lock, _ = take_lock(cache_dir, repo, stem)
+        if lock is None:
+            continue  # a download holds it (another member's warm, in a team's cache): its bytes stay
+        try:
+            if unlink_inside(Path(entry.path), repo_folder(cache_dir, repo)):
+                freed += size
+        finally:
+            lock.release()
+    return freed

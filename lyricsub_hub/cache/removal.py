@@ -14,21 +14,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..core.fs import inside, unlink_inside
+from ..core.fs import inside, on_disk
 from ..errors import UnsafeCacheError, local_error
 from ..index import ModelSpec
 from .layout import (
-    HF_INCOMPLETE,
-    PART_SUFFIX,
-    RANGES_SUFFIX,
     blobs_dir,
     check_repo,
-    lock_path,
     repo_folder,
     repo_problem,
     snapshot_dir,
 )
-from .locks import BlobLock
+from .parts import remove_parts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -155,11 +151,6 @@ def _refs_problem(refs: Path) -> str | None:
     return None
 
 
-def on_disk(st: os.stat_result) -> int:
-    """Bytes a file takes on disk (blocks), not the size it claims: a sparse 8 TiB file holds next to nothing."""
-    return min(st.st_size, st.st_blocks * 512) if hasattr(st, "st_blocks") else st.st_size
-
-
 def _on_disk(repo: Any) -> Any:
     """The scanned repo with every size as its blocks on disk (huggingface_hub counts st_size)."""
     sizes: dict[Path, int] = {}
@@ -199,38 +190,3 @@ def delete_revisions(cache_dir: Path, targets: dict[str, set[str]], *,
     if not dry_run:
         strategy.execute()
     return found, strategy.expected_freed_size
-
-
-def remove_parts(cache_dir: Path, repo: str, shas: Iterable[str] | None, *, dry_run: bool = False) -> int:
-    """Part files (ours and huggingface_hub's) of these blobs, or of every blob when shas is None; bytes freed
-    (with dry_run: that would be freed)."""
-    blobs = blobs_dir(cache_dir, repo)
-    wanted = set(shas) if shas is not None else None
-    freed = 0
-    try:
-        entries = list(os.scandir(blobs))
-    except OSError:
-        return 0
-    for entry in entries:
-        stem, _, _ = entry.name.partition(".")
-        if not entry.name.endswith((PART_SUFFIX, RANGES_SUFFIX, HF_INCOMPLETE)) or (wanted is not None and stem not in wanted):
-            continue
-        try:
-            size = entry.stat(follow_symlinks=False).st_size
-        except OSError:
-            continue
-        if dry_run:
-            freed += size
-            continue
-        lock = BlobLock(lock_path(cache_dir, repo, stem), cache_dir)
-        try:
-            if not lock.acquire():
-                continue  # a download holds it (another member's warm, in a team's cache): its bytes stay
-        except OSError:
-            continue
-        try:
-            if unlink_inside(Path(entry.path), repo_folder(cache_dir, repo)):
-                freed += size
-        finally:
-            lock.release()
-    return freed

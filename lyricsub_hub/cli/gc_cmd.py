@@ -1,5 +1,5 @@
 """`lyricsub-hub gc`: remove what the index no longer pins, downloads no process runs and blobs no snapshot
-uses; with --max-size, then the least recently used models until the cache fits (rules: cache/gc.py)."""
+uses; with --max-size, then the least recently used models until the cache fits (rules: gc.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from .output import Outcome, gc_line, gc_row, gc_skip_row, gc_summary
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ..cache.gc import Removal
+    from ..gc import Removal
 
 
 def cmd_gc(ctx: Context) -> Outcome:
-    from ..cache import gc
+    from .. import gc
 
     args = ctx.args
     mgr = ctx.manager()

@@ -292,3 +292,8 @@ def real_folder_problem(folder: Path, base: Path) -> str | None:
     if os.path.realpath(folder.parent) != os.path.realpath(base) and not inside(base, folder):
         return f"{folder} leaves {base}"
     return None
+
+
+def on_disk(st: os.stat_result) -> int:
+    """Bytes a file takes on disk (blocks), not the size it claims: a sparse 8 TiB file holds next to nothing."""
+    return min(st.st_size, st.st_blocks * 512) if hasattr(st, "st_blocks") else st.st_size

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lyricsub_hub import ModelManager
-from lyricsub_hub.cache import Cache, gc
+from lyricsub_hub import ModelManager, gc
+from lyricsub_hub.cache import Cache
 from lyricsub_hub.index import load_index
 from tests.helpers import ROOT, add, payload, repo_dir, run_cli, write_index
 

@@ -31,31 +31,21 @@ inside the cache (a link another user planted) is refused whole: nothing in it i
 from __future__ import annotations
 
 import os
-import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..core.checks import acceptable_etag, is_commit
-from ..core.fs import inside, open_regular, regular_file, unlink_inside
-from ..core.text import one_line
-from ..errors import Hint, LyricsubError, UnsafeCacheError
-from ..index import ModelSpec
-from .layout import (
-    HF_INCOMPLETE,
-    IMPORT_PREFIX,
-    PART_SUFFIX,
-    RANGES_SUFFIX,
-    blobs_dir,
-    check_repo,
-    lock_path,
-    repo_folder,
-    repo_problem,
-    snapshot_dir,
-)
-from .removal import check_links, on_disk, scan_repos
-from .store import Cache
+from .cache.layout import IMPORT_PREFIX, blobs_dir, check_repo, repo_folder, repo_problem, snapshot_dir
+from .cache.locks import downloading, take_lock
+from .cache.parts import Part, blob_files, group_parts, is_part, remove_part
+from .cache.removal import check_links, scan_repos
+from .cache.store import Cache
+from .core.checks import acceptable_etag, is_commit
+from .core.fs import on_disk, regular_file, unlink_inside
+from .core.text import one_line
+from .errors import Hint, LyricsubError, UnsafeCacheError
+from .index import ModelSpec
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -64,7 +54,6 @@ if TYPE_CHECKING:
     Kind = Literal["revision", "model", "part", "blob"]
 
 GRACE = 600.0  # seconds a blob no snapshot uses is left alone after it last changed
-PART_ENDINGS = (PART_SUFFIX, RANGES_SUFFIX, HF_INCOMPLETE)
 IMPORT_GRACE = 3600.0  # seconds a bundle import's temporary file is left alone (it may be reading a slow pipe)
 
 
@@ -77,18 +66,6 @@ class Revision:
     size: int  # huggingface_hub's size of the revision (blobs it uses), not what deleting it frees
     last_used: float  # newest atime of the blobs of the index's files at this revision
     unsafe: str = ""  # why deleting it would follow a link out of the repo ("" when none does)
-
-
-@dataclass(frozen=True)
-class Part:
-    """The partial files of one blob's download (ours and huggingface_hub's), guarded by one lock."""
-
-    repo: str
-    stem: str  # the blob name the download will give: its lock is .locks/models--org--name/<stem>.lock
-    names: tuple[str, ...]
-    size: int
-    held: bool  # a process holds the download's lock now
-    problem: str = ""  # the lock could not be probed
 
 
 @dataclass(frozen=True)
@@ -203,49 +180,6 @@ def survey(cache: Cache, specs: Iterable[ModelSpec]) -> Survey:
                   refused)
 
 
-def parts_of(cache_dir: Path, repos: Iterable[str]) -> list[Part]:
-    """The partial downloads of these repos, each with whether a process holds its lock (no huggingface_hub import)."""
-    out: list[Part] = []
-    for repo in sorted(set(repos)):
-        if repo_problem(cache_dir, repo) is None:  # a repo folder planted as a link is not read
-            out += _blobs(cache_dir, repo, None)[0]
-    return out
-
-
-def downloading(cache_dir: Path, repo: str) -> bool:
-    """Whether a process holds one of the repo's blob locks now (ours and huggingface_hub's are the same files)."""
-    folder = cache_dir / ".locks" / repo_folder(cache_dir, repo).name
-    try:
-        locks = [Path(e.path) for e in os.scandir(folder) if e.name.endswith(".lock")]
-    except OSError:
-        return False
-    return any(lock_held(p) for p in locks)
-
-
-def lock_held(path: Path) -> bool | None:
-    """True when a process holds this flock lock, False when it is free or absent, None when that cannot be told.
-
-    The probe opens an existing lock file read-only and never creates, truncates or deletes one.
-    """
-    import fcntl
-
-    try:
-        fd = open_regular(path)  # no link, and a planted FIFO neither hangs the probe nor counts as a lock
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return None
-    finally:
-        os.close(fd)  # closing drops the probe's own lock
-    return False
-
-
 def _scan(cache_dir: Path, repos: list[str]) -> tuple[Any, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
     """huggingface_hub's scan of the index's repos alone: (info, unscanned, refused). Other repos are never read, so
     nothing in them (a sparse giant, a FIFO) can weigh on the budget or hang the scan."""
@@ -290,36 +224,16 @@ def _unsafe(cache_dir: Path, repo: str, commit: str) -> str:
 
 def _blobs(cache_dir: Path, repo: str, used: set[str] | None) -> tuple[list[Part], list[Loose]]:
     """Part groups and (when `used` is known) loose blobs of one repo; a blobs folder that leaves the repo is not read."""
-    folder, base = blobs_dir(cache_dir, repo), repo_folder(cache_dir, repo)
-    if not folder.is_dir() or not inside(base, folder):
-        return [], []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return [], []
-    groups: dict[str, list[tuple[str, int]]] = {}
+    files = blob_files(cache_dir, repo)
     loose = []
-    for entry in entries:
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
+    for name, st in files:
+        if is_part(name):
             continue
-        if not stat.S_ISREG(st.st_mode):
-            continue  # links (huggingface_hub 2.x's shared store) and folders are not ours to judge
-        stem = entry.name.split(".", 1)[0]
-        size = on_disk(st)  # blocks, not the size a sparse file claims
-        if entry.name.endswith(PART_ENDINGS) and stem and acceptable_etag(stem):
-            groups.setdefault(stem, []).append((entry.name, size))
-        elif used is not None and entry.name not in used and "." not in entry.name and acceptable_etag(entry.name):
-            loose.append(Loose(repo, entry.name, size, st.st_ctime))
-        elif entry.name.startswith(IMPORT_PREFIX) and entry.name.endswith(".tmp"):
-            loose.append(Loose(repo, entry.name, size, st.st_mtime))  # a bundle import's file, killed or running
-    parts = []
-    for stem, items in sorted(groups.items()):
-        held = lock_held(lock_path(cache_dir, repo, stem))
-        parts.append(Part(repo, stem, tuple(sorted(n for n, _ in items)), sum(s for _, s in items), bool(held),
-                          "its lock cannot be probed" if held is None else ""))
-    return parts, sorted(loose, key=lambda b: b.name)
+        if used is not None and name not in used and "." not in name and acceptable_etag(name):
+            loose.append(Loose(repo, name, on_disk(st), st.st_ctime))  # blocks, not the size a sparse file claims
+        elif name.startswith(IMPORT_PREFIX) and name.endswith(".tmp"):
+            loose.append(Loose(repo, name, on_disk(st), st.st_mtime))  # a bundle import's file, killed or running
+    return group_parts(cache_dir, repo, files), sorted(loose, key=lambda b: b.name)
 
 
 # -- decide (pure) --------------------------------------------------------------------------------------
@@ -552,38 +466,15 @@ def _remove_revisions(gc_plan: GcPlan, cache: Cache, items: list[Removal]) -> tu
     return done, lost, max(0, freed)
 
 
-def _take_lock(cache_dir: Path, repo: str, name: str) -> tuple[Any, str]:
-    """The download's own blob lock, taken without waiting: (lock, "") or (None, why not)."""
-    from .locks import BlobLock
-
-    lock = BlobLock(lock_path(cache_dir, repo, name), cache_dir)  # group-writable in a team's cache, as downloads make it
-    try:
-        taken = lock.acquire()
-    except OSError as exc:
-        return None, f"cannot take its lock: {exc.strerror or exc}"
-    return (lock, "") if taken else (None, "a download started meanwhile and holds its lock")
-
-
 def _remove_part(cache_dir: Path, item: Removal) -> Removal | Skip:
     """Unlink a download's part files while holding its blob lock."""
-    lock, why = _take_lock(cache_dir, item.repo, item.target)
-    if lock is None:
-        return Skip("part", item.repo, item.target, why)
-    folder, base = blobs_dir(cache_dir, item.repo), repo_folder(cache_dir, item.repo)
-    size = 0
-    try:
-        for name in item.files:
-            st = regular_file(folder / name)
-            if st is not None and unlink_inside(folder / name, base):
-                size += on_disk(st)
-    finally:
-        lock.release()
-    return replace(item, size=size)
+    size, why = remove_part(cache_dir, item.repo, item.target, item.files)
+    return Skip("part", item.repo, item.target, why) if why else replace(item, size=size)
 
 
 def _remove_blob(cache_dir: Path, item: Removal, grace: float) -> Removal | Skip:
     """Unlink a blob no snapshot uses, under its lock, after looking again that nothing links it now."""
-    lock, why = _take_lock(cache_dir, item.repo, item.target)
+    lock, why = take_lock(cache_dir, item.repo, item.target)
     if lock is None:
         return Skip("blob", item.repo, item.target, why)
     folder, base = blobs_dir(cache_dir, item.repo), repo_folder(cache_dir, item.repo)

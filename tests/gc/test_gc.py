@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from huggingface_hub import hf_hub_download, scan_cache_dir
 
-from lyricsub_hub import ModelDownloader, ModelManager
-from lyricsub_hub.cache import Cache, gc
+from lyricsub_hub import ModelDownloader, ModelManager, gc
+from lyricsub_hub.cache import Cache
 from lyricsub_hub.cache.layout import lock_path
+from lyricsub_hub.cache.locks import lock_held
 from lyricsub_hub.index import load_index
 from tests.helpers import ROOT, add, held_bytes, payload, repo_dir, run_cli, sha256, write_index
 
@@ -137,7 +138,7 @@ def test_a_running_warm_keeps_its_part_file_and_lock_while_stale_parts_go(hub, m
     proc = spawn_warm(hub, index, "demucs:a")
     try:
         wait_for(lambda: held_bytes(cache_dir, "test/a") >= 1_000_000)
-        assert gc.lock_held(lock_path(cache_dir, "test/a", running)) is True
+        assert lock_held(lock_path(cache_dir, "test/a", running)) is True
 
         out = run_cli("gc", "--json", "--index", str(index))  # another process, as people run it
         assert out.returncode == 0, out.stderr
@@ -149,7 +150,7 @@ def test_a_running_warm_keeps_its_part_file_and_lock_while_stale_parts_go(hub, m
         assert "refs/main points at it" in skipped[("revision", a2.commit)]["reason"]  # upstream loaders read it meanwhile
         assert skipped[("revision", a2.commit)]["hint"] == "lyricsub-hub warm demucs:a"
         assert "a download into this repo is running" in skipped[("revision", a1.commit)]["reason"]
-        assert gc.lock_held(lock_path(cache_dir, "test/a", running)) is True  # the warm's lock survived
+        assert lock_held(lock_path(cache_dir, "test/a", running)) is True  # the warm's lock survived
         assert (repo_dir(cache_dir, "test/a") / "blobs" / f"{running}.lyricsub-part").is_file()
         assert not any(blobs.glob("*.lyricsub-*")) and not any(blobs.glob("*.incomplete"))
         hub.throttle(None)
