@@ -30,6 +30,7 @@ from ..cache.records import Stamp
 from ..cache.status import not_available_error
 from ..cache.store import Cache
 from ..core.checks import is_commit, is_git_sha1, is_repo_id, is_sha256, safe_file_name, safe_ref_name
+from ..core.digest import mismatch, new_hashers
 from ..core.fs import UMASK, new_temp, real_dir
 from ..core.text import human_size, printable
 from ..errors import BundleError, BundleFormatError, DiskSpaceError, LyricsubError, UnsafeCacheError
@@ -46,7 +47,6 @@ from .tarstream import (
     clean_name,
     fill_from_fd,
     kind_word,
-    new_hashers,
     write_all,
 )
 
@@ -369,12 +369,13 @@ def _export_blob(tar: TarWriter, pump: Pump, plan: ExportPlan, m: BundleModel, f
 
 
 def _digest_problem(f: BundleFile, hashers: Sequence[Hasher]) -> str:
-    sha = hashers[0].hexdigest()
-    if sha != f.sha256:
+    sha, git = hashers[0].hexdigest(), (hashers[1].hexdigest() if len(hashers) > 1 else None)
+    bad = mismatch(sha, git, pin=f.sha256, name=f.blob)
+    if bad is None:
+        return ""
+    if bad.against == "pin":
         return f"hashes to {sha[:12]}…, the pin is {f.sha256[:12]}…"
-    if len(hashers) > 1 and hashers[1].hexdigest() != f.blob:
-        return f"has the git id {hashers[1].hexdigest()[:12]}…, its blob name says {f.blob[:12]}…"
-    return ""
+    return f"has the {'git id' if bad.digest == 'git' else 'sha256'} {bad.got[:12]}…, its blob name says {f.blob[:12]}…"
 
 
 # -- import -------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ never left to it). What a member may be, and where it may go, is bundle.py's dec
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tarfile
 import time
@@ -80,13 +79,6 @@ class Pump:
 def update_hashers(hashers: Sequence[Hasher], data: memoryview) -> None:
     for h in hashers:
         h.update(data)
-
-
-def new_hashers(size: int, git: bool) -> list[Hasher]:
-    out: list[Hasher] = [hashlib.sha256()]
-    if git:
-        out.append(hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False))
-    return out
 
 
 def write_all(write: Callable[[memoryview], int | None], data: memoryview) -> None:

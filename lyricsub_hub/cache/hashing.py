@@ -7,11 +7,12 @@ thread pool hashes several files on several cores without processes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..core.digest import git_blob_hasher, sha256_hasher
 
 CHUNK = 1 << 20  # 1 MiB: large enough that the per-call overhead vanishes
 
@@ -27,11 +28,8 @@ class Digest:
 def digest_fd(fd: int, *, git_sha1: bool = False, on_bytes: Callable[[int], None] | None = None) -> Digest:
     """Hash an open file from its start, with readinto (no copy per chunk)."""
     st = os.fstat(fd)
-    sha = hashlib.sha256()
-    git = None
-    if git_sha1:
-        git = hashlib.sha1(usedforsecurity=False)
-        git.update(b"blob %d\0" % st.st_size)
+    sha = sha256_hasher()
+    git = git_blob_hasher(st.st_size) if git_sha1 else None
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     total = 0

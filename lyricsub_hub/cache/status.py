@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.checks import is_git_sha1, is_sha256
+from ..core.digest import mismatch
 from ..core.fs import inside
 from ..errors import Hint, IntegrityError, LyricsubError, ModelNotAvailableError, UnpinnedModelError
 from ..index import FileSpec, ModelSpec
@@ -168,13 +169,13 @@ def _unchanged(path: Path, hashed: os.stat_result) -> bool:
 
 
 def _compare(fspec: FileSpec, blob: str | None, digest: Digest) -> str:
-    if fspec.sha256 and digest.sha256 != fspec.sha256:
-        return f"sha256 {digest.sha256[:12]}… does not match the pinned {fspec.sha256[:12]}…"
-    if blob and is_sha256(blob) and digest.sha256 != blob:
-        return f"sha256 {digest.sha256[:12]}… does not match its blob name {blob[:12]}…"
-    if blob and is_git_sha1(blob) and digest.git_sha1 != blob:
-        return f"git sha1 {(digest.git_sha1 or '?')[:12]}… does not match its blob name {blob[:12]}…"
-    return ""
+    bad = mismatch(digest.sha256, digest.git_sha1, pin=fspec.sha256, name=blob)
+    if bad is None:
+        return ""
+    if bad.against == "pin":
+        return f"sha256 {bad.got[:12]}… does not match the pinned {bad.want[:12]}…"
+    word = "sha256" if bad.digest == "sha256" else "git sha1"
+    return f"{word} {(bad.got or '?')[:12]}… does not match its blob name {bad.want[:12]}…"
 
 
 def _summarise(spec: ModelSpec, snap: Path, files: tuple[FileStatus, ...], cache_dir: Path) -> ModelStatus:

@@ -8,11 +8,12 @@ on its own thread, so the network threads only hand over references.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import queue
 import threading
 from collections.abc import Callable
+
+from ..core.digest import git_blob_hasher, sha256_hasher
 
 _READ = 1 << 20
 
@@ -20,8 +21,8 @@ _READ = 1 << 20
 class PrefixHasher:
     def __init__(self, fd: int, size: int, prefix: Callable[[], int], *, git_sha1: bool) -> None:
         self.fd, self.size, self._prefix = fd, size, prefix
-        self.sha256 = hashlib.sha256()
-        self.git = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False) if git_sha1 else None
+        self.sha256 = sha256_hasher()
+        self.git = git_blob_hasher(size) if git_sha1 else None
         self.frontier = 0
         self.reread = 0  # bytes hashed from the file rather than from memory
         self._queue: queue.Queue[tuple[int, bytes | memoryview] | None] = queue.Queue(maxsize=64)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..cache.parts import PartFile
 from ..core.checks import clean_etag, is_git_sha1
+from ..core.digest import mismatch
 from ..remote.http import BadBytes, Cancelled, HttpStatus, NoFirstByte, Stream
 from ..remote.resolve import FileSource, check_answer, resolve, resolve_url
 from .hasher import PrefixHasher
@@ -258,9 +259,10 @@ class Ranged:
         sha256, git = st.hasher.finish()
         blob = git if is_git_sha1(st.etag) else sha256
         problem = None
-        if sha256 != fp.sha256:
+        bad = mismatch(sha256, git, pin=fp.sha256, name=st.etag)
+        if bad is not None and bad.against == "pin":
             problem = f"{fp.name}: the bytes hash to {sha256[:12]}…, the pin is {fp.sha256[:12]}…"
-        elif is_git_sha1(st.etag) and git != st.etag:
+        elif bad is not None:
             problem = f"{fp.name}: the bytes' git id {str(git)[:12]}… differs from the Hub's etag {str(st.etag)[:12]}…"
         if problem:
             st.part.reset()

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..core.checks import is_commit, is_git_sha1, is_sha256, safe_file_name
+from ..core.digest import git_blob_id, mismatch, sha256_of
 from ..errors import HubError
 from .http import BadAnswer, Client, ConnectionLost, HttpStatus, _reason
 from .resolve import resolve_url
@@ -74,12 +75,11 @@ def list_repo(endpoint: str, token: str | None, repo: str, revision: str, *, mod
 
 def small_file_sha256(client: Client, listing: RepoListing, name: str, *, model: str) -> str:
     """Fetch a small file into memory (at most its listed size) and hash it; its git id must match the listing."""
-    import hashlib
-
     entry = listing.files[name]
     data, _ = client.get_small(resolve_url(client.endpoint, listing.repo, listing.commit, name), entry.size)
     if len(data) != entry.size:
         raise BadAnswer(f"{name}: got {len(data)} bytes, the listing says {entry.size}")
-    if entry.git_oid is not None and hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest() != entry.git_oid:
+    sha256 = sha256_of(data)
+    if entry.git_oid is not None and mismatch(sha256, git_blob_id(data), pin=None, name=entry.git_oid):
         raise BadAnswer(f"{name}: the bytes do not match the git id the Hub listed")
-    return hashlib.sha256(data).hexdigest()
+    return sha256
