@@ -187,13 +187,15 @@ def test_whisper_on_cpu_defaults_to_int8(mocker: Any, tiny: Path) -> None:
     assert loaded.device == "cpu"
 
 
-@pytest.mark.parametrize(("device", "options", "expected"), [
-    ("cuda:0", {}, "float16"), ("cuda:3", {}, "float16"), ("cpu", {}, "int8"),
-    ("cuda:0", {"compute_type": "int8"}, "int8"), ("cpu", {"compute_type": "float32"}, "float32"),
+@pytest.mark.parametrize(("device", "options", "default", "scale"), [
+    ("cuda:0", {}, "float16", 1.0), ("cuda:3", {}, "float16", 1.0), ("cpu", {}, "int8", 0.5),
+    ("cuda:0", {"compute_type": "int8"}, "float16", 0.5), ("cpu", {"compute_type": "float32"}, "int8", 2.0),
+    ("cuda:1", {"compute_type": "int8_float16"}, "float16", 0.5), ("cuda:0", {"compute_type": "bfloat16"}, "float16", 1.0),
 ])
-def test_default_compute_type_and_gpu_scale(device: str, options: dict[str, str], expected: str) -> None:
-    assert (options.get("compute_type") or default_compute_type(device)) == expected
-    assert gpu_scale(options, device) == {"float16": 1.0, "int8": 0.5, "float32": 2.0}[expected]
+def test_default_compute_type_and_gpu_scale(device: str, options: dict[str, str], default: str, scale: float) -> None:
+    """The default follows the device alone; the memory scale follows the compute type used (the option wins)."""
+    assert default_compute_type(device) == default
+    assert gpu_scale(options, device) == scale
 
 
 def test_whisper_when_ctranslate2_sees_no_gpu_is_one_line(mocker: Any, tiny: Path) -> None:
@@ -259,20 +261,23 @@ def test_smoke_runs_on_the_device_the_weights_are_on(mocker: Any, tiny: Path) ->
 @pytest.mark.parametrize("family", sorted(FOLDERS))
 def test_an_oom_while_loading_is_one_line(mocker: Any, tiny: Path, nltk_root: Path, family: str) -> None:
     fake_gpus(mocker, 2, free=GB)
+    cause: BaseException = OOM
     if family == "whisper":
-        spy_whisper(mocker, raises=RuntimeError("CUDA failed with error out of memory"))  # CTranslate2's text
+        cause = RuntimeError("CUDA failed with error out of memory")  # CTranslate2's text
+        spy_whisper(mocker, raises=cause)
     else:
         cls = {"demucs": "demucs.apply.BagOfModels", "align": "transformers.Wav2Vec2ForCTC",
                "diarize": "pyannote.audio.Pipeline"}[family]
         module, _, name = cls.rpartition(".")
-        spy_to(mocker, getattr(__import__(module, fromlist=[name]), name), raises=OOM)
+        spy_to(mocker, getattr(__import__(module, fromlist=[name]), name), raises=cause)
     with pytest.raises(GpuMemoryError) as info:
         load(family, folder_request(tiny, family, "cuda:1", nltk_root), gpu_bytes=3 * GB)
     assert info.value.exit_code == EXIT_LOAD
     assert info.value.model == NAMES[family]
     assert info.value.message == ("ran out of GPU memory while loading (needs about 3.0 GB of GPU memory, cuda:1 has "
                                   "1.0 GB free); use --device cpu or a smaller model")
-    assert one_line(info.value) and info.value.__cause__ is not None
+    assert "\n" not in str(info.value)
+    assert info.value.__cause__ is cause  # the library's own error stays chained (shown with --debug)
 
 
 def test_an_oom_while_running_is_one_line(mocker: Any, tiny: Path) -> None:
