@@ -96,7 +96,8 @@ def _device(p: argparse.ArgumentParser, default: str, what: str) -> None:
 def _warm(p: argparse.ArgumentParser) -> None:
     _names(p)
     p.add_argument("--connections", "--workers", dest="connections", type=int, default=None, metavar="N",
-                   help="connections shared by all files and models (default 8; files of 8 MiB and more are split)")
+                   help="the most connections at once, shared by all files and models (default 32; a run opens only as "
+                        "many as raise its speed, and splits files of 8 MiB and more as it goes)")
     p.add_argument("--max-rate", metavar="RATE", help="bandwidth cap for the whole process, e.g. 20M = 20*10^6 bytes/s, "
                    "20MiB = 20*2^20 (default: $LYRICSUB_MAX_RATE, else none)")
     p.add_argument("--force", action="store_true", help="fetch every file again")

@@ -28,7 +28,7 @@ from .plan import DiskPlan, ModelPlan, disk_plan, plan_model
 from .progress import DownloadResult, ModelRun, ProgressCallback
 from .transfer import Ranged
 
-DEFAULT_CONNECTIONS = 8
+DEFAULT_CONNECTIONS = 32  # a ceiling: the run finds how many it needs (a 10 Gbit line at ~40 MB/s per connection)
 MAX_CONNECTIONS = 64  # more would only queue on the endpoint's pools (and look like an attack to a mirror)
 RATE_ENV = "LYRICSUB_MAX_RATE"
 

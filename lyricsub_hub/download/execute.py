@@ -4,6 +4,12 @@ Each file is a FileJob: it takes huggingface_hub's per-blob lock (without ever
 blocking a connection on it), hands its bytes to a Transfer, and finishes by
 publishing a blob whose sha256 matched the pin. No task waits for another task,
 so the pool cannot deadlock however many files and models share it.
+
+How many bodies are open at once is measured, not set (adapt.py): a watcher
+thread samples the bytes received, asks the Controller for a target, gives files
+more connections while there is room and asks some to stop when there are too
+many; `connections` is only the ceiling. A host that answers 429 (or 503 with a
+wait) is held to what it carried, and the file waits as told.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from ..errors import DownloadCancelled, Hint
 from ..index import ModelSpec
 from ..remote.failures import is_transient, retry_after
 from ..remote.http import Cancelled, Client, TooSlow
+from .adapt import Controller, Gate
 from .plan import FilePlan
 from .progress import ModelRun
 
@@ -31,6 +38,8 @@ if TYPE_CHECKING:
     from .transfer import Transfer
 
 LOCK_POLL = 0.25  # seconds between tries of a blob lock another process holds
+TICK = 0.04  # seconds between the watcher's looks at the rate
+IDLE_END = 1.0  # seconds without a file before the watcher stops (the next run starts a new one, and measures anew)
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,8 @@ class Tries:
         self.count = 0
         self.total = 0
         self.since = time.monotonic()
+        self.got = 0
+        self.refusals = 0
         self.lock = threading.Lock()
 
     def next_delay(self, exc: BaseException, progressed: bool, tried_for: float) -> float | None:
@@ -72,6 +83,20 @@ class Tries:
                 return None
             return delay
 
+    def refused(self, told: float, got: int) -> float | None:
+        """A rate limit (429, or 503 with a wait): wait as told, never counted as a failed try; give up only when the
+        wait would end past the budget since the file last moved (`got`: its bytes so far, any connection)."""
+        with self.lock:
+            now = time.monotonic()
+            if got != self.got:
+                self.got, self.since, self.count = got, now, 0
+            self.total += 1
+            self.refusals += 1
+            delay = told if told > 0 else self.policy.delay(self.refusals, None)
+            if now - self.since + delay > self.policy.budget:
+                return None
+            return delay
+
 
 class Engine:
     """The pool, the client and the in-process owners of blob locks, for one downloader."""
@@ -81,9 +106,19 @@ class Engine:
         self.pool = ThreadPoolExecutor(max_workers=self.connections, thread_name_prefix="lyricsub-conn")
         self.owners: dict[tuple[str, str], FileJob] = {}
         self.owners_lock = threading.Lock()
+        self.controller = Controller(self.connections)
+        self.gate = Gate(lambda: self.controller.target)
+        self.received = 0
+        self.refusals = 0  # bodies a host refused with a rate limit, this downloader's life
+        self.said: set[str] = set()  # hosts whose rate limit was told in the log
+        self.jobs: set[FileJob] = set()
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def start(self, run: ModelRun, spec: ModelSpec, files: tuple[FilePlan, ...], transfer: Transfer) -> None:
         run.expect({f.name: f.size or 0 for f in files})
+        self._watch()
         for fplan in files:
             job = FileJob(self, run, spec, fplan, transfer)
             self.submit(job, job.begin)
@@ -107,7 +142,94 @@ class Engine:
         timer.start()
 
     def close(self) -> None:
+        self._closed.set()
+        self.gate.wake()
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- how many connections ---------------------------------------------------------------------
+    def count(self, n: int) -> None:
+        with self._lock:
+            self.received += n
+
+    def over(self) -> bool:
+        """More bodies open than the target: a connection that finishes its range ends instead of taking more."""
+        return self.gate.open > self.controller.target
+
+    def track(self, job: FileJob, active: bool) -> None:
+        with self._lock:
+            (self.jobs.add if active else self.jobs.discard)(job)
+
+    def refused(self, job: FileJob, exc: BaseException, told: float, host: str) -> None:
+        """A host refused a body with a rate limit: hold it to what it carried; say so once per host."""
+        limit = self.gate.refused(host)
+        with self._lock:
+            self.refusals += 1
+            first = host not in self.said
+            self.said.add(host)
+        if first:
+            status = getattr(exc, "status", 429)
+            job.run.emit("download", job.fplan.name, message=f"rate limited by {host} (HTTP {status}): waiting "
+                         f"{told:g}s as it asks, and keeping to {limit} connection(s) to it")
+
+    def _watch(self) -> None:
+        with self._lock:
+            if self._watcher is not None and self._watcher.is_alive():
+                return
+            if self.gate.open == 0:  # a new run measures the line anew
+                self.controller = Controller(self.connections)
+            self._watcher = threading.Thread(target=self._loop, name="lyricsub-rate", daemon=True)
+            self._watcher.start()
+
+    def _loop(self) -> None:
+        idle_since: float | None = None
+        while not self._closed.wait(TICK):
+            now = time.monotonic()
+            with self._lock:
+                jobs = list(self.jobs)
+                received = self.received
+            if not jobs and self.gate.open == 0:
+                idle_since = idle_since or now
+                if now - idle_since > IDLE_END:
+                    with self._lock:
+                        if not self.jobs:
+                            self._watcher = None
+                            return
+                continue
+            idle_since = None
+            before = self.controller.target
+            target = self.controller.observe(now, received, self.gate.open + self.gate.waiting + self._wanting(jobs, now))
+            if target > before:
+                self.gate.wake()
+            self._balance(jobs, target, now)
+
+    @staticmethod
+    def _wanting(jobs: list[FileJob], now: float) -> int:
+        """Files that would take another connection now (demand beyond what is open)."""
+        return sum(1 for j in jobs if j.transfer_left(now) > 0)
+
+    def _balance(self, jobs: list[FileJob], target: int, now: float) -> None:
+        excess = self.gate.open - target
+        if excess > 0:
+            for job in sorted(jobs, key=lambda j: -j.transfer_left(now)):
+                if excess <= 0:
+                    break
+                if job.transfer.shed(job):
+                    excess -= 1
+            return
+        from .transfer import SPLIT_AFTER
+
+        room = target - self.gate.open - self.gate.waiting
+        if room <= 0:
+            return
+        candidates = list(jobs)
+        while room > 0 and candidates:  # the file that needs longest gets the next connection, as often as there is room
+            left, job = max(((j.transfer_left(now), j) for j in candidates), key=lambda p: p[0])
+            if left <= SPLIT_AFTER:
+                break
+            if self.gate.room(job.transfer.host(job)) and job.transfer.grow(job):
+                room -= 1
+            else:
+                candidates.remove(job)
 
 
 class FileJob:
@@ -124,6 +246,9 @@ class FileJob:
         self.state: Any = None  # the transfer's own (part file, hasher, segments)
         self._flock: Any = None
         self._key = (str(engine.cache.cache_dir), f"{spec.repo}/{fplan.sha256}")
+
+    def transfer_left(self, now: float) -> float:
+        return 0.0 if self.ended.is_set() else self.transfer.left(self, now)
 
     @property
     def known_size(self) -> int:
@@ -226,6 +351,16 @@ class FileJob:
         if delay is None:
             raise exc
         self.run.emit("download", self.fplan.name, message=f"retrying in {delay:.1f}s after: {_short(exc)}")
+        return delay
+
+    def pause_refused(self, exc: BaseException, told: float, got: int, tried_for: float) -> float:
+        """After a rate limit: the wait the server asked for (said once per host by the engine), or raise exc when
+        it would end past the file's time budget."""
+        if self.run.cancel.is_set():
+            raise Cancelled()
+        delay = self.tries.refused(told, got)
+        if delay is None:
+            raise exc
         return delay
 
 

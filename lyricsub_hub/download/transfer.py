@@ -1,9 +1,12 @@
 """Transfers: how one file's bytes get from the Hub into its part file, behind one small protocol.
 
-`Ranged` is the transfer: a file below SPLIT_MIN, or one whose server takes no
-ranges, comes down one connection; a larger one is split into byte ranges over
-several connections of the shared pool, and a connection that finishes early
-takes half of the largest range still running. Either way the part file keeps
+`Ranged` is the transfer. Every file starts on one connection. A large file whose
+server takes ranges is split late: when the engine has room for another body
+(adapt.py decides how many) and the file's measured rate says the rest would take
+longer than SPLIT_AFTER, half of its largest running range goes to a new
+connection; a connection that finishes early takes half of the largest range
+still running. A connection the engine sheds, or one a host refused with 429,
+hands its rest back to the file's pending ranges. Either way the part file keeps
 every finished byte for the next run, the hash grows with the contiguous prefix,
 and the blob takes its name only when its sha256 matches the pin.
 """
@@ -15,22 +18,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
 
 from ..cache.parts import PartFile
 from ..core.checks import clean_etag, is_git_sha1
 from ..core.digest import mismatch
+from ..remote.failures import rate_limited
 from ..remote.http import BadBytes, Cancelled, HttpStatus, NoFirstByte, Stream
 from ..remote.resolve import FileSource, check_answer, resolve, resolve_url
+from .adapt import GateClosed
 from .hasher import PrefixHasher
-from .plan import SEGMENT_MIN
 
 if TYPE_CHECKING:
     from .execute import FileJob
 
 _ALIGN = 1 << 16
-# Take over half of a running range only when it is this large: closing a connection mid-range costs what was in
-# flight, and a mirror that fills blocks upstream (olah) drops the block it was filling for it.
-STEAL_MIN = 4 * SEGMENT_MIN
+# No range is halved into pieces smaller than PIECE_MIN, nor one that would end within SPLIT_AFTER anyway: halving
+# a running range closes its connection at the cut (what was in flight is lost, and a mirror that fills blocks
+# upstream, as olah does, drops the block it was filling for it).
+PIECE_MIN = 2 << 20
+PIECE_TIME = 1.0  # seconds of one connection's bytes per piece
+PIECE_MAX = 64 << 20
+SPLIT_AFTER = 0.3  # seconds: a file whose rest would take longer than this at its rate gets another connection
+RATE_AFTER = 0.1  # seconds of a file's bytes before its rate is trusted
 
 
 class Transfer(Protocol):
@@ -40,12 +50,27 @@ class Transfer(Protocol):
 
     def release(self, job: FileJob, ok: bool) -> None: ...
 
+    def left(self, job: FileJob, now: float) -> float:
+        """Seconds the file still needs at its rate, when it could use another connection (else 0)."""
+        ...
 
-@dataclass
+    def host(self, job: FileJob) -> str: ...
+
+    def grow(self, job: FileJob) -> bool:
+        """Start one more connection for the file; False when it has nothing to give."""
+        ...
+
+    def shed(self, job: FileJob) -> bool:
+        """Ask one of the file's connections (never its last) to stop at its next read."""
+        ...
+
+
+@dataclass(eq=False)
 class _Segment:
     pos: int
     end: int
     gen: int
+    shed: bool = False  # the engine wants this connection back: hand the rest to `pending` at the next read
 
 
 @dataclass
@@ -56,6 +81,9 @@ class _State:
     gen: int = 0
     whole: bool = False  # no ranges: one stream from byte 0
     segments: list[_Segment] = field(default_factory=list)
+    pending: list[tuple[int, int]] = field(default_factory=list)  # ranges no connection holds now
+    got: int = 0  # bytes received in this run (for the file's rate)
+    first: float = 0.0  # when the first byte came (monotonic)
     streams: set[Stream] = field(default_factory=set)
     etag: str | None = None
     refreshes: int = 0
@@ -65,7 +93,8 @@ class _State:
 
 
 class Ranged:
-    """The default transfer: one connection for small files, up to `connections` ranges for large ones."""
+    """The default transfer: one connection per file, more for a large file while the engine has room for them (at
+    most `connections` in all, the ceiling)."""
 
     def __init__(self, connections: int) -> None:
         self.connections = max(1, connections)
@@ -84,6 +113,7 @@ class Ranged:
         st = _State(part, hasher, source, etag=source.etag if source else None, resumed=part.done.covered())
         st.whole = source is not None and not source.ranges
         job.state = st
+        job.engine.track(job, True)
         self._schedule(job)
 
     def _resolve(self, job: FileJob) -> FileSource:
@@ -111,8 +141,9 @@ class Ranged:
                 st.segments = [_Segment(0, job.known_size, st.gen)]  # from byte 0 (rewriting what is there is harmless)
             elif st.source is None or self.connections == 1:
                 st.segments = [_Segment(gaps[0][0], job.known_size, st.gen)]  # one connection, from the first gap on
-            else:
-                st.segments = _split(gaps, self.connections, st.gen)
+            else:  # the first gap now; the others when the engine has room, or when this one is done
+                st.segments = [_Segment(gaps[0][0], gaps[0][1], st.gen)]
+                st.pending = list(gaps[1:])
             todo = list(st.segments)
         for seg in todo:
             job.engine.submit(job, self._runner(job, seg))
@@ -150,8 +181,28 @@ class Ranged:
                     job.run.emit("download", fp.name, message=f"{exc}; asking for the whole file instead")
                     self._restart(job, st, seg, whole=True)
                     return False
-                delay = job.pause(exc, seg.pos > before, time.monotonic() - began)
+                told = rate_limited(exc)
+                if told is not None:
+                    if self._hand_back(job, st, seg, exc, told):
+                        return True  # another connection of this file goes on; this one gives its place back
+                    delay = job.pause_refused(exc, told, st.got, time.monotonic() - began)
+                else:
+                    delay = job.pause(exc, seg.pos > before, time.monotonic() - began)
                 job.run.cancel.wait(delay)
+        return True
+
+    def _hand_back(self, job: FileJob, st: _State, seg: _Segment, exc: BaseException, told: float) -> bool:
+        """A host refused this body (429, or 503 with a wait): lower what that host gets, and when another connection
+        of this file is running, give the rest of this range to it rather than asking the host again."""
+        job.engine.refused(job, exc, told, self.host(job))
+        with job.lock:
+            others = [s for s in st.segments if s is not seg and s.gen == st.gen and s.pos < s.end]
+            if not others or st.whole or seg.gen != st.gen:
+                return False
+            if seg.pos < seg.end:
+                st.pending.append((seg.pos, seg.end))
+            seg.end = seg.pos
+            seg.shed = True
         return True
 
     def _one_try(self, job: FileJob, st: _State, seg: _Segment) -> None:
@@ -159,7 +210,20 @@ class Ranged:
         assert spec.revision is not None
         url = st.source.location if st.source else resolve_url(job.engine.client.endpoint, spec.repo, spec.revision, fp.name)
         whole = st.whole or (seg.pos == 0 and seg.end == job.known_size)
-        stream = job.engine.client.get(url, start=0 if whole else seg.pos, end=None if whole else seg.end, total=job.known_size)
+        engine = job.engine
+        host = _netloc(url)
+        try:
+            engine.gate.enter(host, lambda: job.run.cancel.is_set() or job.ended.is_set() or seg.gen != st.gen)
+        except GateClosed:
+            if job.run.cancel.is_set():
+                raise Cancelled() from None
+            raise _Restart() from None
+        try:
+            stream = engine.client.get(url, start=0 if whole else seg.pos, end=None if whole else seg.end,
+                                       total=job.known_size)
+        except BaseException:
+            engine.gate.leave(host)
+            raise
         with job.lock:
             st.streams.add(stream)
         job.run.register(stream.close)
@@ -187,8 +251,15 @@ class Ranged:
                     at = offset
                     offset += n
                     seg.pos = max(seg.pos, offset)
+                    if not st.got:
+                        st.first = time.monotonic()
+                    st.got += n
+                    if seg.shed and seg.pos < seg.end and not st.whole:  # the engine wants this connection back
+                        st.pending.append((seg.pos, seg.end))
+                        seg.end = seg.pos
                 st.hasher.offer(at, view)
                 job.run.add(fp.name, n)
+                engine.count(n)
                 if offset >= seg.end:
                     break
         finally:
@@ -196,6 +267,7 @@ class Ranged:
             with job.lock:
                 st.streams.discard(stream)
             stream.finish()
+            engine.gate.leave(host)
 
     def _refresh(self, job: FileJob, st: _State, exc: BaseException) -> bool:
         """A signed download URL that expired (403 from the CDN host): ask the Hub for a fresh one and go on."""
@@ -225,17 +297,25 @@ class Ranged:
         job.engine.submit(job, lambda: self._schedule(job))
 
     def _next(self, job: FileJob, st: _State, done: _Segment) -> _Segment | None:
-        """After a segment: take half of the largest one still running, or finish the file when none is left."""
+        """After a segment: the file's next pending piece, else half of the largest range still running, else finish
+        the file when none is left. A connection the engine sheds, or one over its target, ends instead while other
+        connections of the file run (they take what is pending)."""
         with job.lock:
             if done in st.segments:
                 st.segments.remove(done)
             if done.gen != st.gen:
                 return None
             running = [s for s in st.segments if s.gen == st.gen]
+            if (done.shed or job.engine.over()) and running:
+                return None
+            if st.pending:
+                nxt = self._take_pending(st)
+                st.segments.append(nxt)
+                return nxt
             if running and not st.whole:
                 victim = max(running, key=lambda s: s.end - s.pos)
                 left = victim.end - victim.pos
-                if left >= STEAL_MIN:
+                if self._worth_splitting(st, left, len(running), time.monotonic()):
                     mid = victim.pos + (left // 2) // _ALIGN * _ALIGN
                     stolen = _Segment(mid, victim.end, st.gen)
                     victim.end = mid
@@ -247,6 +327,86 @@ class Ranged:
         if last:
             self._finish(job)
         return None
+
+    @staticmethod
+    def _take_pending(st: _State, now: float | None = None) -> _Segment:
+        """The next piece in file order: the hash's prefix then follows the download instead of waiting for the end."""
+        st.pending.sort()
+        start, end = st.pending[0]
+        piece = _piece(st, now if now is not None else time.monotonic())
+        if end - start < piece + PIECE_MIN:
+            st.pending.pop(0)
+        else:
+            end = start + piece
+            st.pending[0] = (end, st.pending[0][1])
+        return _Segment(start, end, st.gen)
+
+    # -- the engine's offers ------------------------------------------------------------------------
+    def left(self, job: FileJob, now: float) -> float:
+        """Seconds this file still needs at its measured rate (0 when it cannot take another connection)."""
+        st: _State | None = job.state
+        if st is None or st.whole or st.source is None or self.connections == 1 or st.finished:
+            return 0.0
+        with job.lock:
+            if st.pending:
+                return float("inf")
+            running = [s.end - s.pos for s in st.segments if s.gen == st.gen]
+            if not st.got or now - st.first < RATE_AFTER or not running:
+                return 0.0
+            if not self._worth_splitting(st, max(running), len(running), now):
+                return 0.0
+        return sum(running) / (st.got / max(now - st.first, 1e-3))
+
+    @staticmethod
+    def _worth_splitting(st: _State, left: int, running: int, now: float) -> bool:
+        """Halving a range pays when each half is at least PIECE_MIN and the range alone would still take longer than
+        SPLIT_AFTER at one connection's share of the file's rate (a new body costs a request and, on a stolen range,
+        the old connection)."""
+        if left < 2 * PIECE_MIN or not st.got or now - st.first < RATE_AFTER:
+            return False
+        per = st.got / max(now - st.first, 1e-3) / max(1, running)
+        return left / per > SPLIT_AFTER
+
+    def host(self, job: FileJob) -> str:
+        st: _State | None = job.state
+        if st is not None and st.source is not None:
+            return _netloc(st.source.location)
+        return _netloc(job.engine.client.endpoint)
+
+    def grow(self, job: FileJob) -> bool:
+        """The engine has room: give this file one more connection (its next pending piece)."""
+        st: _State = job.state
+        with job.lock:
+            if st.finished or job.ended.is_set():
+                return False
+            now = time.monotonic()
+            if not st.pending:  # cut the longest running range after its next piece; the rest goes out piece by piece
+                running = [s for s in st.segments if s.gen == st.gen and not s.shed]
+                if not running:
+                    return False
+                victim = max(running, key=lambda s: s.end - s.pos)
+                left = victim.end - victim.pos
+                if left < 2 * PIECE_MIN:
+                    return False
+                cut = victim.pos + min(_piece(st, now), left // 2) // _ALIGN * _ALIGN
+                st.pending.append((cut, victim.end))
+                victim.end = cut
+            seg = self._take_pending(st, now)
+            st.segments.append(seg)
+        job.engine.submit(job, self._runner(job, seg))
+        return True
+
+    def shed(self, job: FileJob) -> bool:
+        """The engine has too many bodies open: ask one connection of this file (never its last) to stop."""
+        st: _State | None = job.state
+        if st is None:
+            return False
+        with job.lock:
+            running = [s for s in st.segments if s.gen == st.gen and not s.shed and s.pos < s.end]
+            if len(running) < 2 or st.whole:
+                return False
+            max(running, key=lambda s: s.end - s.pos).shed = True
+        return True
 
     # -- the end ----------------------------------------------------------------------------------
     def _finish(self, job: FileJob) -> None:
@@ -281,6 +441,7 @@ class Ranged:
 
     def release(self, job: FileJob, ok: bool) -> None:
         st: _State | None = job.state
+        job.engine.track(job, False)
         if st is None:
             return
         with job.lock:
@@ -297,19 +458,16 @@ class _Restart(Exception):
     """This segment was superseded (the file starts over as one stream)."""
 
 
-def _split(gaps: list[tuple[int, int]], n: int, gen: int) -> list[_Segment]:
-    """Cut the missing ranges into at most n segments of similar size, none below SEGMENT_MIN."""
-    total = sum(e - s for s, e in gaps)
-    count = max(1, min(n, total // SEGMENT_MIN))
-    target = -(-total // count)
-    out: list[_Segment] = []
-    for start, end in gaps:
-        pos = start
-        while pos < end:
-            stop = end if end - pos < target + SEGMENT_MIN else pos + target // _ALIGN * _ALIGN
-            out.append(_Segment(pos, stop, gen))
-            pos = stop
-    return out
+def _piece(st: _State, now: float) -> int:
+    """Bytes one connection gets in PIECE_TIME at its share of the file's rate (at least PIECE_MIN): small enough
+    that the hashed prefix stays close behind, large enough that a request's round trip costs little."""
+    running = max(1, sum(1 for s in st.segments if s.gen == st.gen and s.pos < s.end))
+    per = st.got / max(now - st.first, 1e-3) / running if st.got else 0.0
+    return max(PIECE_MIN, min(PIECE_MAX, int(per * PIECE_TIME)) // _ALIGN * _ALIGN)
+
+
+def _netloc(url: str) -> str:
+    return urlsplit(url).netloc.rpartition("@")[2].lower()
 
 
 def _retryable(exc: BaseException) -> bool:

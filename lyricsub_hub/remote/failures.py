@@ -6,8 +6,10 @@ host (never its query string or credentials) and say what to do next.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -62,7 +64,53 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def retry_after(exc: BaseException) -> float | None:
-    return exc.retry_after if isinstance(exc, HttpStatus) else None
+    """Seconds the server asked us to wait: Retry-After (seconds or an HTTP date), else the reset of a RateLimit
+    header whose remaining count is 0 (the IETF draft's form, which the Hub sends: `"api";r=0;t=55`)."""
+    return wait_told(exc.headers) if isinstance(exc, HttpStatus) else None
+
+
+def rate_limited(exc: BaseException) -> float | None:
+    """A 429, or a 503 that says when to come back: the seconds to wait (0 when none was told for a 429)."""
+    if not isinstance(exc, HttpStatus) or exc.status not in (429, 503):
+        return None
+    told = wait_told(exc.headers)
+    if exc.status == 503 and not told:
+        return None  # a plain 503 is a server in trouble, retried as one
+    return told or 0.0
+
+
+_RATELIMIT = re.compile(r'"?[\w-]*"?\s*;\s*r\s*=\s*(\d+)\s*;\s*t\s*=\s*(\d+)')
+_RATELIMIT_OLD = re.compile(r"remaining\s*=\s*(\d+)\s*,\s*reset\s*=\s*(\d+)")
+MAX_TOLD = 3600.0  # a wait longer than this is taken as this (the time budget ends it sooner anyway)
+
+
+def wait_told(headers: Mapping[str, str]) -> float | None:
+    value = (headers.get("retry-after") or "").strip()
+    if value:
+        seconds: float | None
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = _date_wait(value)
+        if seconds is not None and math.isfinite(seconds):
+            return min(MAX_TOLD, max(0.0, seconds))
+    limit = headers.get("ratelimit") or ""
+    match = _RATELIMIT.search(limit) or _RATELIMIT_OLD.search(limit)
+    if match and int(match.group(1)) == 0:
+        return min(MAX_TOLD, float(match.group(2)))
+    return None
+
+
+def _date_wait(value: str) -> float | None:
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return when.timestamp() - time.time()
 
 
 def _code(exc: HttpStatus) -> str:

@@ -200,7 +200,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._mark_tail()
         self.end_headers()
         hub = self.server.hub
-        self._writer = BodyWriter(self.wfile.write, self._fault, hub._current_rate, hub._stop, self._mark_tail)
+        self._writer = BodyWriter(self.wfile.write, self._fault, hub._current_rate, hub._stop, self._mark_tail,
+                                  hub._line_wait, hub._current_line_rate)
         self._writer.run(chunks, length)
 
     def _json(self, status: int, obj: Any, headers: Mapping[str, str] | None = None) -> None:
@@ -339,13 +340,18 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(416, {**headers, "Content-Range": f"bytes */{blob.size}"}, [], 0)
             (start, end), status = span, 206
             headers = {**headers, "Content-Range": f"bytes {start}-{end - 1}/{blob.size}"}
-        chunks = blob.chunks(start, end)
         hub = self.server.hub
+        host = "cdn" if self.server.cdn else "hub"
+        if self.command == "GET" and not hub._admit(host):  # more bodies at once than this host allows
+            return self._json(429, {"error": "Too many concurrent downloads"}, hub._refusal_headers())
+        chunks = blob.chunks(start, end)
         hub._gauge(+1)
         try:
             self._send(status, headers, chunks, end - start)
         finally:
             hub._gauge(-1)
+            if self.command == "GET":
+                hub._leave(host)
             chunks.close()
 
     def _info(self, repo: RepoState, rev: str) -> None:
@@ -417,6 +423,13 @@ class TestHub:
         self.latency = 0.0  # seconds before each answer's headers (a round trip to a far host)
         self.max_bodies = 0  # the most bodies ever sent at once (a gauge of concurrent connections)
         self._bodies = 0
+        self.line_rate: int | None = None  # bytes per second shared by every connection of both hosts (the line)
+        self._line_next = 0.0
+        self._line_lock = threading.Lock()
+        self.body_limit = 0  # > 0: a host sending this many bodies answers the next GET 429 (see limit_bodies)
+        self.limit_retry_after: str = "1"
+        self.refused = 0  # GETs answered 429 by the body limit
+        self._host_bodies: dict[str, int] = {"hub": 0, "cdn": 0}
         self._secret = os.urandom(16)
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -589,6 +602,52 @@ class TestHub:
 
     def _current_rate(self) -> int | None:
         return self._rate
+
+    def line(self, bytes_per_second: int | None) -> None:
+        """Cap what all connections together get, as a home line or a NIC does (with throttle(): a per-connection
+        cap under it, as a CDN adds); None = no line cap."""
+        if bytes_per_second is not None and bytes_per_second < 1:
+            raise ValueError("bytes_per_second must be >= 1 or None")
+        with self._line_lock:
+            self.line_rate, self._line_next = bytes_per_second, 0.0
+
+    def _current_line_rate(self) -> int | None:
+        return self.line_rate
+
+    def _line_wait(self, n: int) -> float:
+        """Book n bytes on the line; the seconds until the line has carried them (no credit builds up while idle)."""
+        rate = self.line_rate
+        if not rate:
+            return 0.0
+        with self._line_lock:
+            now = time.monotonic()
+            self._line_next = max(now, self._line_next) + n / rate
+            return self._line_next - now
+
+    def limit_bodies(self, bodies: int, retry_after: str | float = 1) -> None:
+        """Each host sends at most `bodies` bodies at once and answers a GET beyond them with 429, `Retry-After`
+        (seconds, or an HTTP date when given a string) and the RateLimit headers the Hub sends; 0 = no limit."""
+        with self._lock:
+            self.body_limit = max(0, bodies)
+            self.limit_retry_after = retry_after if isinstance(retry_after, str) else f"{retry_after:g}"
+
+    def _admit(self, host: str) -> bool:
+        with self._lock:
+            if self.body_limit and self._host_bodies[host] >= self.body_limit:
+                self.refused += 1
+                return False
+            self._host_bodies[host] += 1
+            return True
+
+    def _leave(self, host: str) -> None:
+        with self._lock:
+            self._host_bodies[host] -= 1
+
+    def _refusal_headers(self) -> dict[str, str]:
+        wait = self.limit_retry_after
+        reset = wait if wait.replace(".", "", 1).isdigit() else "1"
+        return {"Retry-After": wait, "RateLimit": f'"bodies";r=0;t={int(float(reset) + 0.999)}',
+                "RateLimit-Policy": f'"concurrency";"bodies";q={self.body_limit};w=1'}
 
     def inject(self, fault: Fault) -> None:
         self._faults.add(fault)

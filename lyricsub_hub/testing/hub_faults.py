@@ -303,8 +303,10 @@ class BodyWriter:
     """
 
     def __init__(self, write: Callable[[Any], object], fault: Fault | None, rate: Callable[[], int | None],
-                 stop: threading.Event, before_last: Callable[[], None]) -> None:
+                 stop: threading.Event, before_last: Callable[[], None],
+                 line: Callable[[int], float] | None = None, line_rate: Callable[[], int | None] | None = None) -> None:
         self._write, self._fault, self._rate, self._stop, self._before_last = write, fault, rate, stop, before_last
+        self._line, self._line_rate = line, line_rate  # a cap shared by every connection: seconds to wait after n bytes
         self.sent = 0
 
     def _current_rate(self) -> int | None:
@@ -320,12 +322,17 @@ class BodyWriter:
             view = memoryview(chunk)
             while len(view) and self.sent < limit:
                 rate = self._current_rate()
-                step = _FULL_SPEED_PIECE if rate is None else max(1, min(64 * 1024, rate // 20))
+                line = self._line_rate() if self._line_rate is not None else None
+                slowest = min(r for r in (rate, line, 1 << 62) if r is not None)
+                step = _FULL_SPEED_PIECE if rate is None and line is None else max(1, min(64 * 1024, slowest // 20))
                 piece = view[: min(step, limit - self.sent)]
                 view = view[len(piece):]
                 self._put(piece, last=self.sent + len(piece) >= limit)
-                if rate is not None and self.sent < limit:
-                    self._stop.wait(len(piece) / rate)
+                wait = len(piece) / rate if rate is not None else 0.0
+                if line is not None and self._line is not None:
+                    wait = max(wait, self._line(len(piece)))
+                if wait > 0 and self.sent < limit:
+                    self._stop.wait(wait)
                 if self._stop.is_set():
                     raise Stopped()
             if self.sent >= limit:

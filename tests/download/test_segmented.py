@@ -53,17 +53,21 @@ def _dl(index: Path, cache: Path, hub, **kw) -> ModelDownloader:
     return ModelDownloader(mgr, retry=kw.pop("retry", FAST), **kw)
 
 
-def test_a_large_file_comes_down_in_ranges_on_several_connections_at_once(hub, big, cache_dir, big_bytes) -> None:
+def test_a_large_file_starts_on_one_connection_and_splits_into_ranges_while_it_runs(hub, big, cache_dir, big_bytes) -> None:
     repo, index = big
     hub.throttle(20_000_000)  # per connection, as a CDN caps it
     result = _dl(index, cache_dir, hub, connections=4).download_model("whisper:big")
     assert result.success, result.error
+    gets = sorted(_gets(hub, "model.bin"), key=lambda r: r.started)
+    assert gets[0].range is None  # the file starts as one request from byte 0 ...
+    first = (0, gets[0].bytes_sent)
     ranges = _ranges(hub, "model.bin")
-    assert len(ranges) >= 4  # four, plus the halves idle connections took from slower ones
-    assert ranges[0][0] == 0 and max(e for _, e in ranges) == len(big_bytes)
-    assert all(a[1] >= b[0] for a, b in itertools.pairwise(ranges))  # no gap
-    served = sum(r.bytes_sent for r in _gets(hub, "model.bin"))
-    assert len(big_bytes) <= served <= len(big_bytes) + 2 * MIB  # a taken-over tail costs at most what was in flight
+    assert len(ranges) >= 3  # ... and the rest came in ranges once its rate said it would take a while
+    covered = sorted([first, *ranges])
+    assert max(e for _, e in covered) == len(big_bytes)
+    assert all(a[1] >= b[0] for a, b in itertools.pairwise(covered))  # no gap
+    served = sum(r.bytes_sent for r in gets)
+    assert len(big_bytes) <= served <= len(big_bytes) + 2 * MIB  # a cut range costs at most what was in flight
     assert hub.max_bodies >= 3  # they really ran at the same time
     assert ModelManager(index, cache_dir).status("whisper:big", verify="deep").available
 
@@ -113,8 +117,12 @@ def test_a_server_that_ignores_range_gets_one_connection_and_a_clean_restart(hub
     hub.ignore_range = True
     result = _dl(index, cache_dir, hub, connections=4).download_model("whisper:big")
     assert result.success, result.error
-    whole = [r for r in _gets(hub, "model.bin") if r.range is None]
-    assert len(whole) == 1 and whole[0].bytes_sent == len(big_bytes)  # the file started over, from byte 0
+    gets = sorted(_gets(hub, "model.bin"), key=lambda r: r.started)
+    whole = [r for r in gets if r.range is None]
+    assert whole[-1].bytes_sent == len(big_bytes)  # the last request brought the whole file, from byte 0
+    # the file starts as one whole request; where it split before the server's answer showed that ranges are
+    # ignored, the file started over once as one stream
+    assert len(whole) <= 2 and all(r.status == 200 for r in gets)
     assert ModelManager(index, cache_dir).status("whisper:big", verify="deep").available
 
 
@@ -132,10 +140,11 @@ def test_the_token_goes_to_the_endpoint_host_never_to_the_cdn(hub, tmp_path, cac
     hub.grant("test/gated-big", token)
     index = write_index(tmp_path / "g.yaml", [gated], gated={"whisper:g"})
     hub.use_cdn(ttl=600)
+    hub.throttle(20_000_000)  # slow enough per connection that the file splits
     assert _dl(index, cache_dir, hub, connections=4, token=token).download_model("whisper:g").success
     cdn = [r for r in hub.requests if r.origin == "cdn"]
     own = [r for r in hub.requests if r.origin == "hub"]
-    assert len(cdn) >= 4 and all(r.range for r in cdn)  # the ranges came from the CDN host
+    assert len([r for r in cdn if r.range]) >= 2  # the ranges came from the CDN host
     assert not any(r.authorization_present for r in cdn)
     assert own and all(r.authorization_present for r in own)
 
