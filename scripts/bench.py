@@ -10,7 +10,7 @@ and state folder, and is removed at the end. One function per figure, each retur
 rows() are the table rows; render() in bench_render.py turns them into markdown.
 
 Figures 1-6 are the original ones; A-G are GitHub issue 11's (C is figure 3): A, B, D and F in bench_capped.py,
-E in bench_cli.py, G from scripts/bench_bundle.py where that exists.
+E in bench_cli.py, G from scripts/bench_bundle.py where that exists; H-J are issue 21's (bench_adapt.py).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import bench_support as bs
 
 bs.isolate()  # HF_* variables and an isolated HF_HOME, before anything can import huggingface_hub
 
+from bench_adapt import fig_limited, fig_lines, fig_whole_command  # noqa: E402
 from bench_capped import fig_model, fig_one_file, fig_rate_cap, fig_split  # noqa: E402
 from bench_cli import fig_cli_startup  # noqa: E402
 from bench_proxy import fig_proxy  # noqa: E402
@@ -62,13 +63,18 @@ class Plan:
     split_repeats: int = 3
     bundle_mib: int = 512  # G, passed to bench_bundle.bundle_figures where it takes them
     bundle_repeats: int = 5
+    line_file: int = 512 * MIB  # H: one file over a capped line
+    limited_file: int = 256 * MIB  # I: a host that answers 429 beyond 4 bodies
+    cli_file: int = 128 * MIB  # J: the whole command vs aria2c
+    adapt_repeats: int = 3
 
 
 QUICK = Plan(models=3, loops=20, repeats=3, proc_repeats=5, lookup_repeats=3, dl_files=(16 * MIB, 16 * MIB),
              dl_repeats=1, hash_size=64 * MIB, many=(16 * MIB,) * 4, hash_repeats=2, verify_repeats=2,
              rss_sizes=(8 * MIB, 32 * MIB, 64 * MIB), rss_repeats=1, load_repeats=1, load_repeats_whisper=1,
              one_file=16 * MIB, model_files=(8 * MIB,) * 3, capped_repeats=1, rate_file=48 * MIB,
-             split_sizes=(2 * MIB, 8 * MIB, 16 * MIB), split_repeats=1, bundle_mib=32, bundle_repeats=1)
+             split_sizes=(2 * MIB, 8 * MIB, 16 * MIB), split_repeats=1, bundle_mib=32, bundle_repeats=1,
+             line_file=64 * MIB, limited_file=64 * MIB, cli_file=32 * MIB, adapt_repeats=1)
 
 
 def pair(top: list[float], bottom: list[float]) -> float:
@@ -527,6 +533,9 @@ def main(argv: list[str] | None = None) -> int:
             step("F split threshold", lambda: fig_split(hub, plan))
             step("G bundles", lambda: fig_bundles(plan))
             step("P through a proxy", lambda: fig_proxy(hub, plan))
+            step("H lines", lambda: fig_lines(hub, plan))
+            step("I a host that answers 429", lambda: fig_limited(hub, plan))
+            step("J the whole command vs aria2c", lambda: fig_whole_command(hub, plan))
             assert not hub.errors, hub.errors[:1]
     finally:
         bs.remove(WORK)

@@ -39,7 +39,10 @@ def download_ours(index: str, cache: str, state: str, endpoint: str, name: str, 
     seconds = time.perf_counter() - started
     if not result.success:
         raise SystemExit(f"ModelDownloader failed: {result.error}")
-    return {"seconds": seconds, "bytes": result.bytes_fetched}
+    engine = dl._engine
+    extra = {} if engine is None else {"held": engine.controller.held, "peak": engine.controller.peak,
+                                       "refusals": engine.refusals}
+    return {"seconds": seconds, "bytes": result.bytes_fetched, **extra}
 
 
 def download_hf(repo: str, commit: str, cache: str, endpoint: str, verify: str = "") -> dict:

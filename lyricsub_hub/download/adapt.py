@@ -26,7 +26,7 @@ WINDOW = 0.15  # seconds of bytes per measurement
 SETTLE = 0.06  # seconds after a change before measuring (new connections ask and get their first bytes)
 PROPORTIONAL = 0.85  # ... and as far from full when it adds this share of it (the next step is then larger)
 GAIN = 0.25  # a level counts as better when it adds this share of the rise its extra connections could bring
-KEEP = 0.9  # going down keeps a level that still carries this share of the best rate
+KEEP = 0.95  # going down keeps a level that still carries this share of the best rate
 REPROBE = 2.0  # seconds at a held level before trying a few more connections again
 
 
@@ -183,8 +183,10 @@ class Gate:
         self._limit = limit
         self._cond = threading.Condition()
         self.open = 0
+        self.peak = 0  # the most bodies ever open at once
         self.waiting = 0
         self.hosts: Counter[str] = Counter()
+        self.streaming: Counter[str] = Counter()  # bodies a host answered 2xx and is sending now
         self.host_limit: dict[str, int] = {}
 
     def enter(self, host: str, stop: Callable[[], bool]) -> None:
@@ -198,19 +200,27 @@ class Gate:
             finally:
                 self.waiting -= 1
             self.open += 1
+            self.peak = max(self.peak, self.open)
             self.hosts[host] += 1
 
-    def leave(self, host: str) -> None:
+    def answered(self, host: str) -> None:
+        """The host accepted this body (2xx): it counts as carried until leave(host, answered=True)."""
+        with self._cond:
+            self.streaming[host] += 1
+
+    def leave(self, host: str, answered: bool = False) -> None:
         with self._cond:
             self.open -= 1
             self.hosts[host] -= 1
+            if answered:
+                self.streaming[host] -= 1
             self._cond.notify_all()
 
     def refused(self, host: str) -> int:
-        """A host refused one more body than it had open: hold it to what it carried (at least one). Returns the
-        new limit for that host."""
+        """A host refused a body: hold it to the bodies it is sending now (at least one), not to the requests that
+        were on their way with this one. Returns the new limit for that host."""
         with self._cond:
-            carried = max(1, self.hosts[host] - 1)  # the refused request held a place while it asked
+            carried = max(1, self.streaming[host])
             self.host_limit[host] = min(self.host_limit.get(host, carried), carried)
             return self.host_limit[host]
 

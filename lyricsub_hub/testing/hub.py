@@ -59,6 +59,7 @@ class Request:
     client: int
     origin: str = "hub"  # "hub", or "cdn" for the second host that redirects point to
     started: float = 0.0  # time.monotonic() when the request arrived
+    ended: float = 0.0  # time.monotonic() when its answer was written (or abandoned)
 
 
 def _flag(query: dict[str, list[str]], name: str) -> bool:
@@ -172,7 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
             sent = self._writer.sent if self._writer else 0
             hub._record(Request(self.command, self.path, self._status, sent, self.headers.get("Range"),
                                 "Authorization" in self.headers, self.client_address[1],
-                                "cdn" if self.server.cdn else "hub", self._started), self._tail)
+                                "cdn" if self.server.cdn else "hub", self._started, time.monotonic()), self._tail)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 

@@ -153,13 +153,15 @@ def test_the_controller_never_passes_the_ceiling_and_one_means_one() -> None:
     assert set(_feed(one, lambda n: 10e6 * n, 1.0)) == {1}
 
 
-def test_the_gate_holds_a_refusing_host_to_what_it_carried() -> None:
+def test_the_gate_holds_a_refusing_host_to_the_bodies_it_was_sending() -> None:
     gate = Gate(lambda: 8)
-    for _ in range(5):
+    for _ in range(6):
         gate.enter("cdn", lambda: False)
-    assert gate.refused("cdn") == 4  # five asked at once, the fifth was refused: four it carries
-    gate.leave("cdn")
-    assert not gate.room("cdn")  # four still open: no room on that host ...
+    for _ in range(4):
+        gate.answered("cdn")  # four bodies flowing, two requests on their way
+    assert gate.refused("cdn") == 4  # one of the two was refused: the host carries four, not five
+    gate.leave("cdn")  # the refused request gives its place back
+    assert not gate.room("cdn")  # five still open there (four bodies and one request): no room on that host ...
     assert gate.room("other")  # ... while another host still has room
 
 
