@@ -2,10 +2,11 @@
 
 A CDN caps each connection (about 40 MB/s on the Hub), a home line is full with two,
 a 10 Gbit box needs thirty; and a server may cap bodies per client and answer 429.
-So the count is measured: `Controller` starts with a few connections, doubles them
-while the aggregate rate keeps rising by a fair share of what the new ones could
-add, and when it stops rising goes back to the fewest that carried the best rate
-(probing downwards once when the first level was already full). It probes upward
+So the count is measured: `Controller` starts with two connections, multiplies them
+by four while the aggregate rate keeps rising by a fair share of what the new ones
+could add, and when it stops rising keeps the fewest that the per-connection rate
+of a lower level says carry the best rate (probing downwards once when the first
+level was already full). It probes upward
 again now and then, in case the line got faster. `Gate` holds every open body to
 that number, and to a lower one per host once that host said 429/503.
 
@@ -21,8 +22,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-START = 4  # connections before anything is measured
-WINDOW = 0.15  # seconds of bytes per measurement
+START = 2  # connections before anything is measured
+WINDOW = 0.15  # seconds of bytes per measurement while climbing (a step too far is undone at the next window)
+WINDOW_CHECK = 0.4  # ... and when going down or probing above a held level (a burst must not look like a gain)
 SETTLE = 0.06  # seconds after a change before measuring (new connections ask and get their first bytes)
 PROPORTIONAL = 0.85  # ... and as far from full when it adds this share of it (the next step is then larger)
 GAIN = 0.25  # a level counts as better when it adds this share of the rise its extra connections could bring
@@ -55,23 +57,29 @@ class Controller:
         self._busy: list[float] = []
         self._probe_at = 0.0
         self._probe_gap = REPROBE
+        self._full_at = 0  # the level that carried the best rate when the first level was already full
 
     @property
     def held(self) -> int:
         """The level the controller settles on between probes (the target itself, while it still climbs)."""
         return self.best[0] if self.best is not None and self.state in ("hold", "probe") else self.target
 
-    def observe(self, now: float, total: int, busy: int) -> int:
-        """Feed the clock, the bytes received so far and how many bodies want to run; returns the target."""
+    def observe(self, now: float, total: int, busy: int, open_now: int | None = None) -> int:
+        """Feed the clock, the bytes received so far, how many bodies want to run and how many are open; returns
+        the target. No window is measured while more bodies are open than the target (connections being shed end
+        with their piece): it would credit the lower level with their bytes."""
         if self._changed is None:
             self._changed = now
+        if open_now is not None and open_now > self.target:
+            self._mark, self._changed = None, now
+            return self.target
         if self._mark is None:
             if now - self._changed >= SETTLE:
                 self._mark, self._busy = (now, total), []
             return self.target
         self._busy.append(min(busy, self.target))
         began, before = self._mark
-        if now - began < WINDOW:
+        if now - began < (WINDOW if self.state == "up" else WINDOW_CHECK):
             return self.target
         rate = (total - before) / (now - began)
         used = sum(self._busy) / len(self._busy) >= 0.9 * self.target
@@ -97,14 +105,14 @@ class Controller:
             if last is None:
                 self.climb.append((level, rate))
                 self.best = (level, rate)
-                self._step(now, level, rate, 2)
+                self._step(now, level, rate, 4)
                 return
             last_level, last_rate = last
             if rate >= last_rate * (1 + GAIN * (level / last_level - 1)):  # the new connections added their share
                 self.climb.append((level, rate))
                 self.best = (level, rate)
                 if rate >= PROPORTIONAL * last_rate * level / last_level:  # all of it: the line is far from full
-                    self._step(now, level, rate, 4 if len(self.climb) > 1 else 2)
+                    self._step(now, level, rate, 4)
                 else:  # part of it: the line is nearly full; the fewest that carry this rate at the last level's share
                     need = self._need(rate, last_level, last_rate, level)
                     self.best = (need, rate)
@@ -120,6 +128,7 @@ class Controller:
                 self._set(now, best_level, rate)
             else:  # already full at the first level: see whether fewer carry as much
                 self.best = (last_level, max(rate, last_rate))
+                self._full_at = level if rate > last_rate else last_level
                 self.state = "down"
                 self._set(now, max(1, last_level // 2), rate)
             return
@@ -131,7 +140,7 @@ class Controller:
                 self._hold(now)
                 self._set(now, level, rate)
                 return
-            need = self._need(best_rate, level, rate, best_level)  # this level's per-connection rate says how many
+            need = self._need(best_rate, level, rate, max(best_level, self._full_at))  # this level's share says how many
             self.best = (need, best_rate)
             self._hold(now)
             self._set(now, need, rate)
@@ -193,7 +202,10 @@ class Gate:
         with self._cond:
             self.waiting += 1
             try:
-                while self.open >= self._limit() or self.hosts[host] >= self.host_limit.get(host, 1 << 30):
+                while (self.open >= self._limit() or self.hosts[host] >= self.host_limit.get(host, 1 << 30)
+                       or self.hosts[host] - self.streaming[host] >= max(2, self.streaming[host])):
+                    # the last: no more requests on their way to a host than it is sending bodies (at least 2), so a
+                    # host's limit is found with about as many refusals as it has bodies, not one per new request
                     if stop():
                         raise GateClosed()
                     self._cond.wait(0.05)

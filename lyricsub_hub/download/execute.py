@@ -197,7 +197,8 @@ class Engine:
                 continue
             idle_since = None
             before = self.controller.target
-            target = self.controller.observe(now, received, self.gate.open + self.gate.waiting + self._wanting(jobs, now))
+            target = self.controller.observe(now, received, self.gate.open + self.gate.waiting + self._wanting(jobs, now),
+                                             self.gate.open)
             if target > before:
                 self.gate.wake()
             self._balance(jobs, target, now)

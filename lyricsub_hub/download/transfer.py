@@ -39,6 +39,7 @@ _ALIGN = 1 << 16
 PIECE_MIN = 2 << 20
 PIECE_TIME = 0.5  # seconds of one connection's bytes per piece (a 50 ms round trip then costs under 10%)
 PIECE_MAX = 64 << 20
+FIRST_PIECE = 8 << 20
 SPLIT_AFTER = 0.3  # seconds: a file whose rest would take longer than this at its rate gets another connection
 RATE_AFTER = 0.1  # seconds of a file's bytes before its rate is trusted
 
@@ -61,7 +62,7 @@ class Transfer(Protocol):
         ...
 
     def shed(self, job: FileJob) -> bool:
-        """Ask one of the file's connections (never its last) to stop at its next read."""
+        """Ask one of the file's connections (never its last) to end with its piece."""
         ...
 
 
@@ -70,7 +71,7 @@ class _Segment:
     pos: int
     end: int
     gen: int
-    shed: bool = False  # the engine wants this connection back: hand the rest to `pending` at the next read
+    shed: bool = False  # the engine wants this connection back: it ends with this piece
 
 
 @dataclass
@@ -137,13 +138,14 @@ class Ranged:
             return
         with job.lock:
             st.gen += 1
+            st.pending = []  # a new plan: pieces of an earlier one are not handed out again
             if st.whole:
                 st.segments = [_Segment(0, job.known_size, st.gen)]  # from byte 0 (rewriting what is there is harmless)
             elif st.source is None or self.connections == 1:
                 st.segments = [_Segment(gaps[0][0], job.known_size, st.gen)]  # one connection, from the first gap on
-            else:  # the first gap now; the others when the engine has room, or when this one is done
-                st.segments = [_Segment(gaps[0][0], gaps[0][1], st.gen)]
-                st.pending = list(gaps[1:])
+            else:  # piece by piece in file order, on one connection until the engine has room for more
+                st.pending = list(gaps)
+                st.segments = [self._take_pending(st)]
             todo = list(st.segments)
         for seg in todo:
             job.engine.submit(job, self._runner(job, seg))
@@ -255,9 +257,6 @@ class Ranged:
                     if not st.got:
                         st.first = time.monotonic()
                     st.got += n
-                    if seg.shed and seg.pos < seg.end and not st.whole:  # the engine wants this connection back
-                        st.pending.append((seg.pos, seg.end))
-                        seg.end = seg.pos
                 st.hasher.offer(at, view)
                 job.run.add(fp.name, n)
                 engine.count(n)
@@ -349,14 +348,13 @@ class Ranged:
         if st is None or st.whole or st.source is None or self.connections == 1 or st.finished:
             return 0.0
         with job.lock:
-            if st.pending:
-                return float("inf")
             running = [s.end - s.pos for s in st.segments if s.gen == st.gen]
-            if not st.got or now - st.first < RATE_AFTER or not running:
+            pending = sum(e - s for s, e in st.pending)
+            if not st.got or now - st.first < RATE_AFTER:
                 return 0.0
-            if not self._worth_splitting(st, max(running), len(running), now):
+            if not pending and not (running and self._worth_splitting(st, max(running), len(running), now)):
                 return 0.0
-        return sum(running) / (st.got / max(now - st.first, 1e-3))
+        return (sum(running) + pending) / (st.got / max(now - st.first, 1e-3))
 
     @staticmethod
     def _worth_splitting(st: _State, left: int, running: int, now: float) -> bool:
@@ -398,7 +396,8 @@ class Ranged:
         return True
 
     def shed(self, job: FileJob) -> bool:
-        """The engine has too many bodies open: ask one connection of this file (never its last) to stop."""
+        """The engine has too many bodies open: one connection of this file (never its last) ends when its piece
+        does (cutting a range short would lose what is in flight)."""
         st: _State | None = job.state
         if st is None:
             return False
@@ -406,7 +405,7 @@ class Ranged:
             running = [s for s in st.segments if s.gen == st.gen and not s.shed and s.pos < s.end]
             if len(running) < 2 or st.whole:
                 return False
-            max(running, key=lambda s: s.end - s.pos).shed = True
+            min(running, key=lambda s: s.end - s.pos).shed = True
         return True
 
     # -- the end ----------------------------------------------------------------------------------
@@ -463,7 +462,9 @@ def _piece(st: _State, now: float) -> int:
     """Bytes one connection gets in PIECE_TIME at its share of the file's rate (at least PIECE_MIN): small enough
     that the hashed prefix stays close behind, large enough that a request's round trip costs little."""
     running = max(1, sum(1 for s in st.segments if s.gen == st.gen and s.pos < s.end))
-    per = st.got / max(now - st.first, 1e-3) / running if st.got else 0.0
+    if not st.got:
+        return FIRST_PIECE  # no rate yet: one piece that says it, then pieces by the rate
+    per = st.got / max(now - st.first, 1e-3) / running
     share = sum(e - s for s, e in st.pending) // (running + 1)  # near the end, pieces shrink so connections end together
     return max(PIECE_MIN, min(PIECE_MAX, int(per * PIECE_TIME), share or PIECE_MAX) // _ALIGN * _ALIGN)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from lyricsub_hub import ModelDownloader, ModelManager, RetryPolicy
-from lyricsub_hub.download.adapt import Controller, Gate
+from lyricsub_hub.download.adapt import Controller, Gate, GateClosed
 from lyricsub_hub.download.downloader import DEFAULT_CONNECTIONS
 from lyricsub_hub.remote.failures import rate_limited, wait_told
 from lyricsub_hub.remote.http import HttpStatus
@@ -155,14 +155,30 @@ def test_the_controller_never_passes_the_ceiling_and_one_means_one() -> None:
 
 def test_the_gate_holds_a_refusing_host_to_the_bodies_it_was_sending() -> None:
     gate = Gate(lambda: 8)
-    for _ in range(6):
-        gate.enter("cdn", lambda: False)
     for _ in range(4):
-        gate.answered("cdn")  # four bodies flowing, two requests on their way
+        gate.enter("cdn", lambda: False)
+        gate.answered("cdn")  # four bodies flowing ...
+    for _ in range(2):
+        gate.enter("cdn", lambda: False)  # ... and two requests on their way
     assert gate.refused("cdn") == 4  # one of the two was refused: the host carries four, not five
     gate.leave("cdn")  # the refused request gives its place back
     assert not gate.room("cdn")  # five still open there (four bodies and one request): no room on that host ...
     assert gate.room("other")  # ... while another host still has room
+
+
+def test_the_gate_sends_a_host_no_more_requests_at_once_than_it_is_sending_bodies() -> None:
+    gate = Gate(lambda: 32)
+    for _ in range(2):
+        gate.enter("cdn", lambda: False)  # two requests on their way, none answered yet
+    waited = threading.Event()
+    with pytest.raises(GateClosed):
+        gate.enter("cdn", lambda: waited.set() or True)  # a third waits (here: is stopped while it waits)
+    assert waited.is_set()
+    gate.answered("cdn")
+    gate.answered("cdn")
+    gate.enter("cdn", lambda: False)  # two bodies flowing: two more may be on their way
+    gate.enter("cdn", lambda: False)
+    assert gate.open == 4
 
 
 # --------------------------------------------------------------------------- whole downloads
