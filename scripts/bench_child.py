@@ -21,7 +21,7 @@ from pathlib import Path
 
 
 def download_ours(index: str, cache: str, state: str, endpoint: str, name: str, connections: str, *options: str) -> dict:
-    """ModelDownloader(connections=N); split_min=BYTES sets download.plan.SPLIT_MIN in this process only (the split
+    """ModelDownloader(connections=N), N=0 for none given (the default ceiling); split_min=BYTES sets download.plan.SPLIT_MIN in this process only (the split
     threshold figure measures what segmenting would give below the shipped threshold), max_rate=RATE the cap."""
     import huggingface_hub  # noqa: F401  (ModelDownloader imports it lazily; keep the import out of the clock)
     from huggingface_hub import get_hf_file_metadata, hf_hub_download  # noqa: F401
@@ -32,7 +32,7 @@ def download_ours(index: str, cache: str, state: str, endpoint: str, name: str, 
     opts = dict(o.split("=", 1) for o in options)
     if "split_min" in opts:
         plan.SPLIT_MIN = int(opts["split_min"])  # FilePlan.split reads the module's value when it is asked
-    dl = ModelDownloader(ModelManager(index, cache, state_dir=state, endpoint=endpoint), connections=int(connections),
+    dl = ModelDownloader(ModelManager(index, cache, state_dir=state, endpoint=endpoint), connections=int(connections) or None,
                          max_rate=opts.get("max_rate") or None)
     started = time.perf_counter()
     result = dl.download_model(name)
