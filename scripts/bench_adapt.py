@@ -85,9 +85,9 @@ class Lines:
                 "each; the test Hub's line cap is shared by every connection of both hosts, its throttle caps each "
                 "connection (it sleeps after each write, so a connection gets a little under its cap). Seconds are "
                 "the download inside the child after its imports (plan, the reachability probe, HEAD, transfer, "
-                "hash tail, verification). The controller starts with 4 connections, doubles while the rate rises "
-                "by a fair share, then holds the fewest that carried the best rate (held = that level at the end); "
-                "'tried up to' counts its probes above it. Per repeat: " + "; ".join(parts) + "."]
+                "hash tail, verification). The controller starts with 2 connections, multiplies them by 4 while the "
+                "rate rises by a fair share, then holds the fewest that carry the best rate (held = that level at the "
+                "end); 'tried up to' counts its steps and probes above it. Per repeat: " + "; ".join(parts) + "."]
 
 
 def fig_lines(hub, plan) -> Lines:
@@ -137,8 +137,7 @@ class Limited:
         return [f"Figure I: {self.repeats} repeat(s), interleaved. The limited host answers the fifth body at once with "
                 "429, `Retry-After: 1` and `RateLimit`/`RateLimit-Policy`; ours holds that host to what it carried and "
                 "hands the refused range to a running connection, so the refusal costs no wait. Refusals per run: "
-                + " ".join(str(r) for r in self.refused) + "; connections held per run: " + " ".join(str(h) for h in self.held)
-                + ". Seconds: " + "; ".join(f"{k} " + " ".join(f"{v:.2f}" for v in vs) for k, vs in self.seconds.items()) + "."]
+                + " ".join(str(r) for r in self.refused) + ". Seconds: " + "; ".join(f"{k} " + " ".join(f"{v:.2f}" for v in vs) for k, vs in self.seconds.items()) + "."]
 
 
 def fig_limited(hub, plan) -> Limited:

@@ -7,7 +7,6 @@ refs/<branch> at the pin. The names are the ones the app already uses.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import time
@@ -177,6 +176,8 @@ class ModelDownloader:
 
     async def download_model_async(self, name: str, *, force: bool = False) -> DownloadResult:
         """Runs in a worker thread; cancelling the task cancels the transfer."""
+        import asyncio  # here, not at the top: about 20 ms of every command's start that never awaits
+
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(None, lambda: self.download_model(name, force=force))
         try:

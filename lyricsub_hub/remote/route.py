@@ -64,6 +64,10 @@ class Proxy:
 
 def proxy_for(url: str) -> Proxy | None:
     """The proxy a request to url goes through, by the environment as requests reads it; None when direct."""
+    from urllib.request import getproxies
+
+    if not getproxies():  # what requests reads too: with none set, skip importing requests (~40 ms of every warm)
+        return None
     from requests.utils import get_auth_from_url, get_environ_proxies, prepend_scheme_if_needed, select_proxy
 
     chosen = select_proxy(url, get_environ_proxies(url))
