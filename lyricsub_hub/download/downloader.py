@@ -22,12 +22,14 @@ from ..index import ModelIndex, ModelSpec
 from ..remote.failures import Context, translate
 from ..remote.http import Client, Timeouts, TransferError
 from ..remote.ratelimit import RateLimiter
+from .adapt import START
 from .execute import Engine, RetryPolicy
 from .plan import DiskPlan, ModelPlan, disk_plan, plan_model
 from .progress import DownloadResult, ModelRun, ProgressCallback
 from .transfer import Ranged
 
 DEFAULT_CONNECTIONS = 32  # a ceiling: the run finds how many it needs (a 10 Gbit line at ~40 MB/s per connection)
+EXPLICIT_START = 8  # connections at the start when the caller named a count
 MAX_CONNECTIONS = 64  # more would only queue on the endpoint's pools (and look like an attack to a mirror)
 RATE_ENV = "LYRICSUB_MAX_RATE"
 
@@ -66,6 +68,7 @@ class ModelDownloader:
             raise UsageError(f"--connections {wanted} is out of range: 1 to {MAX_CONNECTIONS} connections",
                              hint="lyricsub-hub warm --connections 8")
         self.connections = wanted or DEFAULT_CONNECTIONS
+        self._given = wanted
         self.retry = retry or RetryPolicy()
         base = timeouts or _mirror_waits(Timeouts())
         if timeout is not None:  # the old single knob: how long to wait for an answer
@@ -197,7 +200,10 @@ class ModelDownloader:
                 limiter = RateLimiter(self.max_rate) if self.max_rate else None
                 client = Client(self.endpoint, env.token(self.setup.token), connections=self.connections,
                                 timeouts=self.timeouts, limiter=limiter)
-                self._engine = Engine(self.cache, client, self.connections, self.retry)
+                # no count given: start with a few and find the line's speed; a count given (aria2c's -x8, say):
+                # start with it, up to 8, and still shed what adds nothing
+                start = START if self._given is None else min(self._given, EXPLICIT_START)
+                self._engine = Engine(self.cache, client, self.connections, self.retry, start)
             return self._engine
 
     def _conclude(self, run: ModelRun, plan: ModelPlan, started: float) -> DownloadResult:

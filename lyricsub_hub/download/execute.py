@@ -30,7 +30,7 @@ from ..errors import DownloadCancelled, Hint
 from ..index import ModelSpec
 from ..remote.failures import is_transient, retry_after
 from ..remote.http import Cancelled, Client, TooSlow
-from .adapt import Controller, Gate
+from .adapt import START, Controller, Gate
 from .plan import FilePlan
 from .progress import ModelRun
 
@@ -101,12 +101,13 @@ class Tries:
 class Engine:
     """The pool, the client and the in-process owners of blob locks, for one downloader."""
 
-    def __init__(self, cache: Cache, client: Client, connections: int, policy: RetryPolicy) -> None:
+    def __init__(self, cache: Cache, client: Client, connections: int, policy: RetryPolicy, start: int = START) -> None:
         self.cache, self.client, self.connections, self.policy = cache, client, max(1, connections), policy
         self.pool = ThreadPoolExecutor(max_workers=self.connections, thread_name_prefix="lyricsub-conn")
         self.owners: dict[tuple[str, str], FileJob] = {}
         self.owners_lock = threading.Lock()
-        self.controller = Controller(self.connections)
+        self.first_level = start  # connections before anything is measured
+        self.controller = Controller(self.connections, start)
         self.gate = Gate(lambda: self.controller.target)
         self.received = 0
         self.refusals = 0  # bodies a host refused with a rate limit, this downloader's life
@@ -176,7 +177,7 @@ class Engine:
             if self._watcher is not None and self._watcher.is_alive():
                 return
             if self.gate.open == 0:  # a new run measures the line anew
-                self.controller = Controller(self.connections)
+                self.controller = Controller(self.connections, self.first_level)
             self._watcher = threading.Thread(target=self._loop, name="lyricsub-rate", daemon=True)
             self._watcher.start()
 
