@@ -40,8 +40,8 @@ PIECE_MIN = 2 << 20
 PIECE_TIME = 0.5  # seconds of one connection's bytes per piece (a 50 ms round trip then costs under 10%)
 PIECE_MAX = 64 << 20
 FIRST_PIECE = 8 << 20
-SPLIT_AFTER = 0.3  # seconds: a file whose rest would take longer than this at its rate gets another connection
-RATE_AFTER = 0.1  # seconds of a file's bytes before its rate is trusted
+SPLIT_AFTER = 0.2  # seconds: a file whose rest would take longer than this at its rate gets another connection
+RATE_AFTER = 0.05  # seconds of a file's bytes before its rate is trusted
 
 
 class Transfer(Protocol):
@@ -462,8 +462,8 @@ def _piece(st: _State, now: float) -> int:
     """Bytes one connection gets in PIECE_TIME at its share of the file's rate (at least PIECE_MIN): small enough
     that the hashed prefix stays close behind, large enough that a request's round trip costs little."""
     running = max(1, sum(1 for s in st.segments if s.gen == st.gen and s.pos < s.end))
-    if not st.got:
-        return FIRST_PIECE  # no rate yet: one piece that says it, then pieces by the rate
+    if not st.got:  # no rate yet: one piece that says it (a quarter of a small file), then pieces by the rate
+        return max(PIECE_MIN, min(FIRST_PIECE, sum(e - s for s, e in st.pending) // 4) // _ALIGN * _ALIGN)
     per = st.got / max(now - st.first, 1e-3) / running
     share = sum(e - s for s, e in st.pending) // (running + 1)  # near the end, pieces shrink so connections end together
     return max(PIECE_MIN, min(PIECE_MAX, int(per * PIECE_TIME), share or PIECE_MAX) // _ALIGN * _ALIGN)
