@@ -21,7 +21,7 @@ from pathlib import Path
 from .cache import Cache, ModelStatus
 from .core import env as envmod
 from .core.text import clean_url, human_size, printable, redact
-from .errors import Hint, IndexFileError, UnsafeCacheError, UnsafeStateError
+from .errors import Fix, Hint, IndexFileError, UnsafeCacheError, UnsafeStateError
 from .index import DEFAULT_SET, ModelIndex, ModelSpec, load_index
 
 TYPE_CHECKING = False
@@ -174,7 +174,7 @@ def _cache_folder(cache_dir: Path, needed: int) -> list[Finding]:
     if not cache_dir.exists():
         free = _free(_nearest(cache_dir))
         room = f"warm needs {human_size(needed)}, {human_size(free)} is free there" if needed else f"{human_size(free)} free"
-        return [Finding("cache", "warning", f"{cache_dir} does not exist yet ({room})", "lyricsub-hub warm",
+        return [Finding("cache", "warning", f"{cache_dir} does not exist yet ({room})", Fix("warm"),
                         details=details | {"free": free, "writable": None, "needed": needed}),
                 Finding("locks", "ok", "not checked: the cache folder does not exist yet")]
     if not cache_dir.is_dir() or not os.access(cache_dir, os.R_OK | os.X_OK):
@@ -192,7 +192,7 @@ def _cache_folder(cache_dir: Path, needed: int) -> list[Finding]:
                         details=details)
     elif needed > free:
         cache = Finding("cache", "warning", f"{cache_dir}: warming what is missing needs {human_size(needed)}, "
-                        f"{human_size(free)} is free", "lyricsub-hub gc --max-size SIZE, or free space", details=details)
+                        f"{human_size(free)} is free", Fix("gc", "--max-size", "SIZE", after=", or free space"), details=details)
     else:
         cache = Finding("cache", "ok", f"{cache_dir}: writable, {human_size(free)} free", details=details)
     return [cache, _locks(cache_dir, flock)]
@@ -567,7 +567,7 @@ def _token(explicit: str | None, selected: list[ModelSpec]) -> Finding:
     gated = [s.name for s in selected if s.gated]
     if gated:
         return Finding("token", "warning", f"no token is set: the gated models ({', '.join(gated)}) cannot be fetched",
-                       f"HF_TOKEN=<your token> lyricsub-hub warm {' '.join(gated)}", details={"set": False})
+                       Fix("warm", *gated, env=(("HF_TOKEN", "<your token>"),)), details={"set": False})
     return Finding("token", "ok", "no token is set (no selected model is gated)", details={"set": False})
 
 
@@ -584,7 +584,7 @@ def _access(url: str, token: str | None, spec: ModelSpec, timeout: float) -> Fin
     except HttpStatus as exc:
         if exc.status in (401, 403):
             return Finding("access", "warning", f"no access to the gated repo {spec.repo} (HTTP {exc.status}): accept its "
-                           f"terms at {page} with the account of the token", f"HF_TOKEN=<your token> {Hint.warm(spec.name)}",
+                           f"terms at {page} with the account of the token", Fix("warm", spec.name, env=(("HF_TOKEN", "<your token>"),)),
                            spec.name, {"status": exc.status})
         return Finding("access", "warning", f"{spec.repo} answered HTTP {exc.status} for a pinned file",
                        Hint.lock_update(spec.name), spec.name, {"status": exc.status})
@@ -608,8 +608,7 @@ def _downloads(cache_dir: Path, repos: set[str]) -> list[Finding]:
         size = sum(p.size for p in stale)
         repos_named = ", ".join(sorted({p.repo for p in stale}))
         out.append(Finding("downloads", "warning", f"{len(stale)} interrupted download(s) hold {human_size(size)} "
-                           f"({repos_named}) and no process runs them", "lyricsub-hub gc (or lyricsub-hub warm to finish "
-                           "them)", details=details))
+                           f"({repos_named}) and no process runs them", Fix("gc", after=f" (or {Fix('warm')} to finish them)"), details=details))
     if running:
         size = sum(p.size for p in running)
         out.append(Finding("downloads", "ok", f"{len(running)} download(s) running now ({human_size(size)} so far)",

@@ -22,18 +22,24 @@ class Fix(str):
 
     It is also the spelled line (`HF_HUB_OFFLINE=0 lyricsub-hub warm NAME`), the one place `lyricsub-hub …` is
     written out, so it goes wherever a hint is text (a doctor finding, a gc skip, an f-string) unchanged. An error
-    built with one carries it as `error.fix`; the CLI's JSON gives it as `fix` beside the `hint` line.
+    built with one carries it as `error.fix`; the CLI's JSON gives it as `fix` beside the `hint` line. `before` and
+    `after` are the line's words around the command as written (`free space, then `, ` (once the download is
+    done)`); they read in the hint line only, the JSON's fix is the command itself.
     """
 
     command: str
     args: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
     note: str
+    before: str
+    after: str
 
-    def __new__(cls, command: str, *args: str, env: tuple[tuple[str, str], ...] = (), note: str = "") -> Fix:
-        line = "".join(f"{k}={v} " for k, v in env) + " ".join(["lyricsub-hub", command, *args])
+    def __new__(cls, command: str, *args: str, env: tuple[tuple[str, str], ...] = (), note: str = "", before: str = "",
+                after: str = "") -> Fix:
+        line = before + "".join(f"{k}={v} " for k, v in env) + " ".join(["lyricsub-hub", command, *args]) + after
         self = super().__new__(cls, f"{line}  {note}" if note else line)
         self.command, self.args, self.env, self.note = command, tuple(args), tuple(env), note
+        self.before, self.after = before, after
         return self
 
     def as_json(self) -> dict[str, object]:
@@ -221,7 +227,7 @@ def local_error(exc: BaseException, *, model: str | None = None, file: str | Non
         written = file or exc.filename
         where = f" while writing {written}" if written else ""
         return DiskSpaceError(f"the disk filled up{where}; the bytes already written are kept for resume",
-                              model=model, hint=f"free space, then {Hint.warm(model or '')}".rstrip())
+                              model=model, hint=Fix("warm", *([model] if model else []), before="free space, then "))
     if exc.errno not in (_errno.EACCES, _errno.EPERM, _errno.EROFS):
         return None
     path = os.fsdecode(exc.filename) if exc.filename is not None else None
@@ -230,7 +236,7 @@ def local_error(exc: BaseException, *, model: str | None = None, file: str | Non
     cache = os.fspath(cache_dir) if cache_dir is not None else None  # type: ignore[call-overload]
     if state and path and _under(path, state):
         return LocalStorageError(f"cannot write the state folder {state} ({path}: {why})", model=model,
-                                 hint="LYRICSUB_STATE_DIR=<a folder of your own> " + _again(model))
+                                 hint=_again(model, ("LYRICSUB_STATE_DIR", "<a folder of your own>")))
     where = f"cannot write {path}: {why}" if path else f"cannot write the cache: {why}"
     if cache is None or (path and not _under(path, cache)):  # a file elsewhere (the index `lock` rewrites)
         return LocalStorageError(where, model=model)
@@ -244,7 +250,7 @@ def local_error(exc: BaseException, *, model: str | None = None, file: str | Non
         what = (f"the cache {cache} is not writable for you: ask its group owner for write access (README: A cache "
                 "for a team), or warm into a cache of your own and read this one as a site cache")
     return LocalStorageError(f"{where}; {what}", model=model,
-                             hint=f"HF_HUB_CACHE=<a folder of your own> LYRICSUB_SITE_CACHE={cache} {_again(model)}")
+                             hint=_again(model, ("HF_HUB_CACHE", "<a folder of your own>"), ("LYRICSUB_SITE_CACHE", cache)))
 
 
 def _under(path: str, folder: str) -> bool:
@@ -254,8 +260,8 @@ def _under(path: str, folder: str) -> bool:
     return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 
-def _again(model: str | None) -> str:
-    return Hint.warm(model) if model else "lyricsub-hub warm"
+def _again(model: str | None, *env: tuple[str, str]) -> Fix:
+    return Fix("warm", *([model] if model else []), env=env)
 
 
 class DownloadCancelled(LyricsubError):

@@ -44,7 +44,7 @@ from .cache.store import Cache
 from .core.checks import acceptable_etag, is_commit
 from .core.fs import on_disk, regular_file, unlink_inside
 from .core.text import one_line
-from .errors import Hint, LyricsubError, UnsafeCacheError
+from .errors import Fix, Hint, LyricsubError, UnsafeCacheError
 from .index import ModelSpec
 
 TYPE_CHECKING = False
@@ -263,7 +263,7 @@ def decide(found: Survey, specs: Iterable[ModelSpec], *, max_size: int | None = 
                                 "cache may use it)", hint))
         elif rev.repo in found.busy:
             skipped.append(Skip("revision", rev.repo, rev.commit, "a download into this repo is running now; its "
-                                "old revisions stay until it ends", "lyricsub-hub gc (once the download is done)"))
+                                "old revisions stay until it ends", Fix("gc", after=" (once the download is done)")))
         elif rev.unsafe:
             skipped.append(Skip("revision", rev.repo, rev.commit, rev.unsafe,
                                 f"ls -l {snapshot_dir(found.cache_dir, rev.repo, rev.commit)}", refused=True))
@@ -271,7 +271,7 @@ def decide(found: Survey, specs: Iterable[ModelSpec], *, max_size: int | None = 
             stale.append(rev)
     for repo, why in found.unscanned:
         skipped.append(Skip("revision", repo, "*", f"huggingface_hub cannot scan this repo ({why}); its revisions "
-                            "stay", f"lyricsub-hub verify {by_repo[repo].name}"))
+                            "stay", Fix("verify", by_repo[repo].name)))
     for repo, why in found.refused:
         skipped.append(Skip("revision", repo, "*", f"nothing in it is read or removed: {why}",
                             f"ls -ld {repo_folder(found.cache_dir, repo)} (and remove what is not yours)", refused=True))

@@ -33,7 +33,7 @@ from ..core.checks import is_commit, is_git_sha1, is_repo_id, is_sha256, safe_fi
 from ..core.digest import mismatch, new_hashers
 from ..core.fs import UMASK, new_temp, real_dir
 from ..core.text import human_size, printable
-from ..errors import BundleError, BundleFormatError, DiskSpaceError, LyricsubError, UnsafeCacheError
+from ..errors import BundleError, BundleFormatError, DiskSpaceError, Fix, Hint, LyricsubError, UnsafeCacheError
 from ..index import ModelIndex, ModelSpec, unpinned_error
 from .tarstream import (
     Counter,
@@ -69,8 +69,8 @@ MAX_SIZE = 1 << 50  # bytes: no pinned file is larger (1 PiB); a 400-digit size 
 SPARE_MEMBERS = 64  # members a bundle may hold beyond what its manifest lists (folders a re-packing tar adds)
 
 
-def _again(name: str) -> str:
-    return f"lyricsub-hub export {name} -o FILE where the model is available, then lyricsub-hub import FILE"
+def _again(name: str) -> Fix:
+    return Fix("export", name, "-o", "FILE", after=f" where the model is available, then {Fix('import', 'FILE')}")
 
 
 # -- the manifest -------------------------------------------------------------------------------------------
@@ -346,7 +346,7 @@ def _export_blob(tar: TarWriter, pump: Pump, plan: ExportPlan, m: BundleModel, f
     if f.sha256 in holder:
         tar.member(m.blob_member(f), kind=tarfile.LNKTYPE, linkname=holder[f.sha256])
         return
-    hint = f"lyricsub-hub verify --repair {m.name}"
+    hint = Hint.repair(m.name)
     fd = os.open(plan.sources[(m.repo, f.blob)], os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         size = os.fstat(fd).st_size
@@ -438,13 +438,13 @@ class _Importer:
         for t in self.targets:
             why = self._disagreement(t)
             if why:
-                self._fail([t], why, hint="lyricsub-hub import FILE --index <the model_index.yaml the bundle was made with>")
+                self._fail([t], why, hint=Fix("import", "FILE", "--index", "<the model_index.yaml the bundle was made with>"))
                 continue
             assert t.spec is not None
             try:
                 st = self.cache.status(t.spec)
             except UnsafeCacheError as exc:  # its repo folder is a planted link: nothing is written into it
-                self._fail([t], exc.message, hint=exc.hint)
+                self._fail([t], exc.message, hint=exc.fix or exc.hint)
                 continue
             if st.available:
                 t.state = "present"
@@ -492,7 +492,7 @@ class _Importer:
                 self._member(reader, member)
         except (Truncated, Damaged) as exc:
             self._fail(self._pending(), f"the bundle is cut short or damaged: {exc}",
-                       hint="copy the whole bundle again (or export it again), then lyricsub-hub import FILE")
+                       hint=Fix("import", "FILE", before="copy the whole bundle again (or export it again), then "))
             if isinstance(exc, TooMany):  # said even when every model was placed before the flood began
                 self._stray("(the rest of the bundle)", f"not read: {exc}")
             return
@@ -682,7 +682,7 @@ class _Importer:
         if self.strays:
             more = f" (and {self.strays - 1} more)" if self.strays > 1 else ""
             problems.append(BundleError(f"refused {self.strays} member(s) of the bundle, writing nothing for them: "
-                                        f"{self.first_stray}{more}", hint="lyricsub-hub export NAME... -o FILE (make the bundle again)"))
+                                        f"{self.first_stray}{more}", hint=Fix("export", "NAME...", "-o", "FILE", after=" (make the bundle again)")))
         return ImportReport(rows, tuple(problems), arrived, seconds)
 
 
@@ -702,7 +702,7 @@ def import_bundle(cache: Cache, index: ModelIndex, source: Readable, *, keep_ref
     started = time.monotonic()
     src = Source(source)
     if src.empty:
-        raise BundleFormatError("the bundle is empty", hint="lyricsub-hub export NAME... -o FILE")
+        raise BundleFormatError("the bundle is empty", hint=Fix("export", "NAME...", "-o", "FILE"))
     reader = TarReader(src)
     importer = _Importer(cache, index, _read_manifest(reader), keep_refs=keep_refs)
     try:
@@ -714,7 +714,7 @@ def import_bundle(cache: Cache, index: ModelIndex, source: Readable, *, keep_ref
 
 
 def _read_manifest(reader: TarReader) -> Manifest:
-    hint = "lyricsub-hub export NAME... -o FILE (on the machine that has the models), then import that file"
+    hint = Fix("export", "NAME...", "-o", "FILE", after=" (on the machine that has the models), then import that file")
     try:
         first = reader.next()
         if first is None or clean_name(first.name) != MANIFEST or first.kind not in (tarfile.REGTYPE, tarfile.AREGTYPE):

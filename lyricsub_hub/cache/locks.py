@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from ..core.fs import file_mode, open_regular, real_dir
-from ..errors import LockUnsupportedError
+from ..errors import Fix, LockUnsupportedError
 from .layout import lock_path, repo_folder
 
 _NO_FLOCK = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL)
@@ -117,5 +117,5 @@ def no_flock(cache_dir: Path, why: str, model: str | None = None) -> LockUnsuppo
     return LockUnsupportedError(
         f"the filesystem of {cache_dir} cannot take file locks (flock: {why}), so two downloads could write the same "
         "file at once; keep the cache on a local disk and read this one as a read-only site cache",
-        model=model, hint=f"HF_HUB_CACHE=<a folder on a local disk> LYRICSUB_SITE_CACHE={cache_dir} lyricsub-hub warm"
-        + (f" {model}" if model else ""))
+        model=model, hint=Fix("warm", *([model] if model else []),
+                              env=(("HF_HUB_CACHE", "<a folder on a local disk>"), ("LYRICSUB_SITE_CACHE", str(cache_dir)))))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ..core.text import human_size
-from ..errors import GpuMemoryError, LoadError, UsageError
+from ..errors import Fix, GpuMemoryError, LoadError, UsageError
 
 _DEVICE = re.compile(r"(auto|cpu|cuda)(?::([0-9]{1,3}))?")
 
@@ -25,7 +25,7 @@ def resolve_device(device: str) -> str:
     text = device.strip().lower() if isinstance(device, str) else ""
     match = _DEVICE.fullmatch(text)
     if not match or (match.group(2) is not None and match.group(1) != "cuda"):
-        raise UsageError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)", hint="lyricsub-hub load NAME --device cpu")
+        raise UsageError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)", hint=Fix("load", "NAME", "--device", "cpu"))
     kind, index = match.group(1), match.group(2)
     if kind == "cpu":
         return "cpu"
@@ -45,7 +45,7 @@ def resolve_device(device: str) -> str:
     wanted = int(index) if index is not None else 0
     if wanted >= count:
         raise UsageError(f"{text} was requested but torch sees {count} GPU(s) (cuda:0..cuda:{count - 1})",
-                         hint="lyricsub-hub load NAME --device cuda")
+                         hint=Fix("load", "NAME", "--device", "cuda"))
     return f"cuda:{wanted}"
 
 
@@ -73,7 +73,7 @@ def check_free_memory(device: str, needed: int, *, model: str) -> int | None:
     free, _total = torch.cuda.mem_get_info(index)
     if needed > free:
         raise GpuMemoryError(f"needs about {human_size(needed)} of GPU memory, {device} has {human_size(free)} free; "
-                             "use --device cpu or a smaller model", model=model, hint=f"lyricsub-hub load {model} --device cpu")
+                             "use --device cpu or a smaller model", model=model, hint=Fix("load", model, "--device", "cpu"))
     return int(free)
 
 
@@ -95,7 +95,7 @@ def out_of_memory_error(exc: BaseException, device: str, needed: int, *, model: 
         facts.append(f"{device} has {human_size(free)} free")
     where = f" ({', '.join(facts)})" if facts else ""
     return GpuMemoryError(f"ran out of GPU memory while {during}{where}; use --device cpu or a smaller model",
-                          model=model, hint=f"lyricsub-hub load {model} --device cpu")
+                          model=model, hint=Fix("load", model, "--device", "cpu"))
 
 
 def _free_now(device: str) -> int | None:

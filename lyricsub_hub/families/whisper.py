@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import LoadError
+from ..errors import Fix, LoadError
 from .base import LoadedModel, LoadRequest, Reads
 from .devices import split_device
 
@@ -93,7 +93,7 @@ def _check_ctranslate2_sees(device: str, index: int, model: str) -> None:
     count = int(ctranslate2.get_cuda_device_count())
     if index >= count:
         raise LoadError(f"{device} was requested but CTranslate2 (faster-whisper's engine) sees {count} GPU(s): its "
-                        "own CUDA runtime cannot use this driver (nvidia-smi shows it; lyricsub-hub doctor names the "
+                        f"own CUDA runtime cannot use this driver (nvidia-smi shows it; {Fix('doctor')} names the "
                         "stack); use --device cpu", model=model)
 
 

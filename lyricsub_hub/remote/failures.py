@@ -16,6 +16,7 @@ from typing import cast
 from ..core.text import clean_url
 from ..errors import (
     AccessDeniedError,
+    Fix,
     Hint,
     HubError,
     HubTimeoutError,
@@ -130,13 +131,13 @@ TABLE: list[Row] = [
      lambda e, c: UntrustedCertificateError(str(e), model=c.model, hint=_fix(cast(RouteFailure, e), c))),
     (lambda e: isinstance(e, HttpStatus) and _code(e) == "GatedRepo",
      lambda e, c: AccessDeniedError(f"{c.repo} is gated: accept its terms at {c.endpoint}/{c.repo} and set HF_TOKEN to a "
-                                    "token of that account", model=c.model, hint=f"HF_TOKEN=<your token> {Hint.warm(c.model)}")),
+                                    "token of that account", model=c.model, hint=Fix("warm", c.model, env=(("HF_TOKEN", "<your token>"),)))),
     (lambda e: isinstance(e, HttpStatus) and _code(e) == "RevisionNotFound",
      lambda e, c: RemoteNotFoundError(f"revision {c.revision} does not exist in {c.repo}", model=c.model,
                                       hint=Hint.lock_update(c.model))),
     (lambda e: isinstance(e, HttpStatus) and _code(e) == "RepoNotFound",
      lambda e, c: RemoteNotFoundError(f"repo {c.repo} not found on {c.endpoint} (or it is private: set HF_TOKEN)",
-                                      model=c.model, hint=f"lyricsub-hub info {c.model}")),
+                                      model=c.model, hint=Fix("info", c.model))),
     (lambda e: isinstance(e, HttpStatus) and (_code(e) == "EntryNotFound" or (e.status == 404 and not e.on_redirect_target)),
      lambda e, c: _entry_not_found(c)),
     (lambda e: isinstance(e, HttpStatus) and e.on_redirect_target and e.status in (401, 403, 404, 410),
@@ -168,13 +169,14 @@ TABLE: list[Row] = [
 ]
 
 
-def _fix(exc: RouteFailure, c: Context) -> str:
+def _fix(exc: RouteFailure, c: Context) -> Fix:
     """A variable to set goes before the command; words go before ", then"."""
     if not exc.fix:
         return Hint.warm(c.model)
-    if re.fullmatch(r"[A-Z_]+=\S+", exc.fix):
-        return f"{exc.fix} {Hint.warm(c.model)}"
-    return f"{exc.fix}, then {Hint.warm(c.model)}"
+    variable = re.fullmatch(r"([A-Z_]+)=(\S+)", exc.fix)
+    if variable:
+        return Fix("warm", c.model, env=((variable[1], variable[2]),))
+    return Fix("warm", c.model, before=f"{exc.fix}, then ")
 
 
 def _entry_not_found(c: Context) -> LyricsubError:
@@ -185,7 +187,7 @@ def _entry_not_found(c: Context) -> LyricsubError:
     if c.endpoint.rstrip("/") == DEFAULT_ENDPOINT:
         return RemoteNotFoundError(words, model=c.model, hint=Hint.lock_update(c.model))
     return RemoteNotFoundError(f"{words} on {clean_url(c.endpoint)} (a mirror in offline mode, or one that never fetched "
-                               "it, answers so too)", model=c.model, hint=f"HF_ENDPOINT={DEFAULT_ENDPOINT} {Hint.warm(c.model)}")
+                               "it, answers so too)", model=c.model, hint=Fix("warm", c.model, env=(("HF_ENDPOINT", DEFAULT_ENDPOINT),)))
 
 
 def _never_connected(exc: BaseException) -> bool:

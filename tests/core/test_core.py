@@ -141,3 +141,11 @@ def test_a_fix_is_data_and_reads_as_its_line() -> None:
     again = err.with_hint(Fix("lock", "whisper:tiny"))
     assert (again.fix.command, again.hint, type(again), err.fix.command) == ("lock", "lyricsub-hub lock whisper:tiny",
                                                                              ModelNotAvailableError, "warm")
+
+
+def test_a_fix_keeps_the_words_around_its_command_in_the_line_not_in_the_data() -> None:
+    from lyricsub_hub.errors import Fix
+
+    fix = Fix("warm", "whisper:tiny", before="free space, then ", after=" (on this machine)")
+    assert fix == "free space, then lyricsub-hub warm whisper:tiny (on this machine)"
+    assert fix.as_json() == {"command": "warm", "args": ["whisper:tiny"], "env": {}, "note": None}

@@ -15,6 +15,7 @@ from lyricsub_hub.errors import (
     EXIT_NETWORK,
     AccessDeniedError,
     DiskSpaceError,
+    Fix,
     HubError,
     HubTimeoutError,
     HubUnreachableError,
@@ -111,6 +112,7 @@ def test_each_wire_failure_becomes_its_error(exc: BaseException, cls: type[Lyric
     assert err.model == MODEL
     assert words in err.message
     assert err.hint == hint
+    assert isinstance(err.fix, Fix)  # the same fix as data, for --json
     assert "secret" not in str(err)  # a signed address's query string is never shown
 
 
