@@ -58,9 +58,14 @@ def cache_dir(isolated_home: Path) -> Path:
 
 
 @pytest.fixture
-def hub():
+def hub(request: pytest.FixtureRequest):
+    """The loopback test Hub. A test whose Hub raised (hub.errors: its handlers' own exceptions, not clients hanging
+    up) fails, unless it is marked `hub_errors` because it provokes them on purpose."""
     with TestHub() as server:
         yield server
+    if server.errors and request.node.get_closest_marker("hub_errors") is None:
+        pytest.fail(f"the test Hub raised {len(server.errors)} error(s) while serving this test; the first:\n"
+                    f"{server.errors[0]}", pytrace=False)
 
 
 @pytest.fixture
