@@ -25,7 +25,7 @@ from bench_support import GIB, MIB, WORK, blob, child_env, mb_s, median, rotate
 CAP = 20_000_000  # bytes per second: the hub's cap on each connection, and the --max-rate figure's cap ("20M")
 CAP_TEXT = "20M"
 LATENCY = 0.05  # seconds before each answer's headers in figure F
-CONNECTIONS = 8  # ours in A, B and F (the default, DEFAULT_CONNECTIONS); aria2c gets -x8 -s8
+CONNECTIONS = 8  # the count A, B and F set for ours (the default is DEFAULT_CONNECTIONS, an adaptive ceiling of 32); aria2c gets -x8 -s8
 GOAL_HF = 6.0
 GOAL_ARIA2 = 0.9
 SPLIT_GAIN = 1.5

@@ -10,7 +10,7 @@ import bench_support as bs
 from bench_render import Row, ratio
 from bench_support import MIB, PY, WORK, blob, child_env, median, mib
 
-CONNECTIONS = 8  # ours in figure 3 (issue 11's C): the default, lyricsub_hub.download.downloader.DEFAULT_CONNECTIONS
+CONNECTIONS = 8  # the count figure 3 (issue 11's C) sets for ours; the default is an adaptive ceiling of 32 (DEFAULT_CONNECTIONS)
 
 # --------------------------------------------------------------------------- 3. download (and its peak RSS)
 
@@ -50,10 +50,10 @@ class Download:
                "(inside the child process, after imports; curl: process wall time). Each run starts from an empty "
                "cache and ends with the cache deleted and `sync`. Medians: " +
                ", ".join(f"{k} {v:.2f} s" for k, v in self.seconds.items()) + "."]
-        out.append(f"ModelDownloader runs with connections={CONNECTIONS} (the default; files of SPLIT_MIN and more are split "
-                   "into ranges) and hashes every byte while it downloads (sha256 on a second thread), so it needs more CPU "
-                   "per GiB than snapshot_download (figure D); on this 2-core machine its figure drops more than the "
-                   "anchor's when other processes take a core (see the CPU line below).")
+        out.append(f"ModelDownloader runs with connections={CONNECTIONS} (set by this figure; the default is an adaptive "
+                   "ceiling of 32; files of SPLIT_MIN and more are split into ranges) and hashes every byte while it "
+                   "downloads (sha256 on a second thread), so it needs more CPU per GiB than snapshot_download "
+                   "(figure D); on this 2-core machine its figure drops more than the anchor's when other processes take a core (see the CPU line below).")
         if self.each and self.cpu:
             out.append("Per-repeat seconds: " + "; ".join(f"{k} " + " ".join(f"{v:.2f}" for v in vs) for k, vs in self.each.items())
                        + ". CPU seconds of each process, per repeat: "

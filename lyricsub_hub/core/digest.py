@@ -9,7 +9,6 @@ failure for their own context from the Mismatch it returns.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from .checks import is_git_sha1, is_sha256
@@ -27,11 +26,15 @@ def git_blob_header(size: int) -> bytes:
 
 
 def sha256_hasher() -> Hasher:
+    import hashlib  # here, not at import: OpenSSL loads only when something is hashed (a warm status never is)
+
     return hashlib.sha256()
 
 
 def git_blob_hasher(size: int) -> Hasher:
     """A sha1 already fed the header of a blob of this size: update it with exactly `size` bytes."""
+    import hashlib
+
     return hashlib.sha1(git_blob_header(size), usedforsecurity=False)
 
 
@@ -41,7 +44,9 @@ def new_hashers(size: int, git: bool) -> list[Hasher]:
 
 
 def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    h = sha256_hasher()
+    h.update(data)
+    return str(h.hexdigest())
 
 
 def git_blob_id(data: bytes) -> str:
