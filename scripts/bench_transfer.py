@@ -53,7 +53,8 @@ class Download:
         out.append(f"ModelDownloader runs with connections={CONNECTIONS} (set by this figure; the default is an adaptive "
                    "ceiling of 32; files of SPLIT_MIN and more are split into ranges) and hashes every byte while it "
                    "downloads (sha256 on a second thread), so it needs more CPU per GiB than snapshot_download "
-                   "(figure D); on this 2-core machine its figure drops more than the anchor's when other processes take a core (see the CPU line below).")
+                   "(figure D); on this 2-core machine its figure drops more than the anchor's when other processes take "
+                   "a core (see the CPU line below).")
         if self.each and self.cpu:
             out.append("Per-repeat seconds: " + "; ".join(f"{k} " + " ".join(f"{v:.2f}" for v in vs) for k, vs in self.each.items())
                        + ". CPU seconds of each process, per repeat: "
