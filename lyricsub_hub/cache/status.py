@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.checks import is_git_sha1, is_sha256
-from ..core.digest import mismatch
 from ..core.fs import inside
 from ..errors import Hint, IntegrityError, LyricsubError, ModelNotAvailableError, UnpinnedModelError
 from ..index import FileSpec, ModelSpec
@@ -169,6 +168,8 @@ def _unchanged(path: Path, hashed: os.stat_result) -> bool:
 
 
 def _compare(fspec: FileSpec, blob: str | None, digest: Digest) -> str:
+    from ..core.digest import mismatch  # only after hashing: a warm recorded status never gets here
+
     bad = mismatch(digest.sha256, digest.git_sha1, pin=fspec.sha256, name=blob)
     if bad is None:
         return ""

@@ -92,3 +92,15 @@ def test_import_is_light() -> None:
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_warm_recorded_path_and_status_load_no_hashing_and_no_argparse(hub, small_repos, index_file, cache_dir) -> None:
+    """A container calls these on every start: with the files already hashed and recorded, nothing is hashed again,
+    so OpenSSL (hashlib) is never loaded, and the fast two are parsed without argparse."""
+    fill(hub, small_repos[1], cache_dir)
+    assert run_cli("status", "whisper:tiny", "--index", str(index_file)).returncode == 0  # hashes once, records it
+    for argv in (["path", "whisper:tiny"], ["status", "whisper:tiny"]):
+        code = (f"import sys; from lyricsub_hub.cli import main; rc = main({[*argv, '--index', str(index_file)]!r}); "
+                "print(rc, sorted(m for m in ('hashlib', '_hashlib', 'argparse') if m in sys.modules), file=sys.stderr)")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert proc.stderr.strip().splitlines()[-1] == "0 []", proc.stderr
