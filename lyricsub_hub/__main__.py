@@ -1,5 +1,22 @@
-"""`python -m lyricsub_hub` is the same as the `lyricsub-hub` command."""
+"""The `lyricsub-hub` console script and `python -m lyricsub_hub` start here.
 
-from .cli import main
+A process start, not an import: `dataclasses` is loaded without `inspect` first
+(core/startup.py), then the command line runs.
+"""
 
-raise SystemExit(main())
+from __future__ import annotations
+
+import sys
+
+
+def run() -> None:
+    from .core.startup import import_dataclasses
+
+    import_dataclasses()
+    from .cli import main
+
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

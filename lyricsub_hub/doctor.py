@@ -40,6 +40,8 @@ _NLTK_DEFAULTS = ("~/nltk_data", "{prefix}/nltk_data", "{prefix}/share/nltk_data
 
 @dataclass(frozen=True)
 class Finding:
+    """One line of doctor's report: what was checked, how it stands, and the fix."""
+
     check: str  # stable: index, cache, locks, state, versions, libraries, cuda, gpu, offline, telemetry, nltk,
     #             endpoint, token, network, access, model, downloads, team, site-cache
     level: Level
@@ -51,6 +53,8 @@ class Finding:
 
 @dataclass(frozen=True)
 class DoctorReport:
+    """Everything doctor found, with the model statuses and the settings it judged."""
+
     findings: tuple[Finding, ...]
     statuses: tuple[ModelStatus, ...]
     cache_dir: Path

@@ -60,6 +60,8 @@ IMPORT_GRACE = 3600.0  # seconds a bundle import's temporary file is left alone 
 # -- what is on disk ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Revision:
+    """A cached revision of a repo, with what gc needs to judge it."""
+
     repo: str
     commit: str
     refs: tuple[str, ...]
@@ -80,6 +82,8 @@ class Loose:
 
 @dataclass(frozen=True)
 class Survey:
+    """What the cache holds, read once before gc decides anything."""
+
     cache_dir: Path
     size: int
     revisions: tuple[Revision, ...]
@@ -94,6 +98,8 @@ class Survey:
 # -- the plan and the report ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Removal:
+    """One thing gc plans to delete, and why."""
+
     kind: Kind
     repo: str
     target: str  # a commit (revision, model), or a name in blobs/ (blob, the stem of a part)
@@ -105,6 +111,8 @@ class Removal:
 
 @dataclass(frozen=True)
 class Skip:
+    """One thing gc leaves, and why."""
+
     kind: Kind
     repo: str
     target: str
@@ -115,6 +123,8 @@ class Skip:
 
 @dataclass(frozen=True)
 class GcPlan:
+    """Everything gc would delete and keep, decided before anything is touched (what --dry-run prints)."""
+
     cache_dir: Path
     removals: tuple[Removal, ...]
     skipped: tuple[Skip, ...]
@@ -138,6 +148,8 @@ class GcPlan:
 
 @dataclass(frozen=True)
 class GcReport:
+    """What gc deleted, what it skipped, and the bytes freed."""
+
     plan: GcPlan
     removed: tuple[Removal, ...]
     skipped: tuple[Skip, ...]  # the plan's, then what changed between planning and acting

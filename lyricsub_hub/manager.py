@@ -51,6 +51,8 @@ class ModelMetadata:
 
 @dataclass(frozen=True)
 class VerifyReport:
+    """One model's verification: its status before, and after a repair when one ran."""
+
     model: str
     before: ModelStatus
     after: ModelStatus  # same as before unless a repair ran

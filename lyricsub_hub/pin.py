@@ -20,6 +20,8 @@ from .remote.failures import Context, translate
 
 @dataclass(frozen=True)
 class FileChange:
+    """How one file differs between the old pin and the new one."""
+
     name: str
     change: str  # added | removed | changed | same
     old_sha256: str | None = None
@@ -29,6 +31,8 @@ class FileChange:
 
 @dataclass(frozen=True)
 class PinResult:
+    """A model's pin before and after `lock`, file by file."""
+
     model: str
     old_revision: str | None
     new_revision: str

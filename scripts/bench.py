@@ -44,6 +44,7 @@ class Plan:
     loops: int = 200  # get-path calls per timing (each over all models)
     repeats: int = 7
     proc_repeats: int = 31  # fresh interpreters for start-up
+    loaded_repeats: int = 21  # E again with one core kept busy
     lookup_repeats: int = 15
     dl_files: tuple[int, ...] = (512 * MIB, 512 * MIB)
     dl_repeats: int = 5
@@ -69,7 +70,7 @@ class Plan:
     adapt_repeats: int = 3
 
 
-QUICK = Plan(models=3, loops=20, repeats=3, proc_repeats=5, lookup_repeats=3, dl_files=(16 * MIB, 16 * MIB),
+QUICK = Plan(models=3, loops=20, repeats=3, proc_repeats=5, loaded_repeats=3, lookup_repeats=3, dl_files=(16 * MIB, 16 * MIB),
              dl_repeats=1, hash_size=64 * MIB, many=(16 * MIB,) * 4, hash_repeats=2, verify_repeats=2,
              rss_sizes=(8 * MIB, 32 * MIB, 64 * MIB), rss_repeats=1, load_repeats=1, load_repeats_whisper=1,
              one_file=16 * MIB, model_files=(8 * MIB,) * 3, capped_repeats=1, rate_file=48 * MIB,

@@ -25,15 +25,21 @@ class CliStartup:
     index_bytes: int
     times: dict[str, float]  # bare, path, status, hf (median seconds)
     hf_missing: str = ""
+    loaded: dict[str, float] | None = None  # bare, path, status with one core kept busy by another process
+    loaded_repeats: int = 0
 
     def rows(self) -> list[Row]:
         t = self.times
-        bare = t["bare"]
         what = f"index of {self.models} models, warm recorded cache"
-        rows = [Row(f"E. Start-up: `lyricsub-hub path NAME` (console script) vs `python -c pass`, {what}", ms(t["path"]), ms(bare),
-                    ratio(t["path"], bare), f"≤ bare + 30 ms (+{(t['path'] - bare) * 1e3:.1f} ms)", t["path"] - bare <= GOAL_EXTRA),
-                Row(f"E. Start-up: `lyricsub-hub status NAME` (console script) vs `python -c pass`, {what}", ms(t["status"]),
-                    ms(bare), ratio(t["status"], bare), f"— (report: +{(t['status'] - bare) * 1e3:.1f} ms)", None)]
+        rows = []
+        for label, times in (("", t), (", one of the cores kept busy by another process", self.loaded or {})):
+            if not times:
+                continue
+            for key in ("path", "status"):
+                extra = times[key] - times["bare"]
+                rows.append(Row(f"E. Start-up: `lyricsub-hub {key} NAME` (console script) vs `python -c pass`, {what}{label}",
+                                ms(times[key]), ms(times["bare"]), ratio(times[key], times["bare"]),
+                                f"≤ bare + 30 ms (+{extra * 1e3:.1f} ms)", extra <= GOAL_EXTRA))
         for key in ("path", "status"):
             if "hf" in t:
                 rows.append(Row(f"E. Start-up: `lyricsub-hub {key} NAME` vs huggingface_hub 2.x `hf cache ls` on the same cache",
@@ -50,7 +56,9 @@ class CliStartup:
                 f"and LYRICSUB_STATE_DIR set, the index {self.index_bytes} bytes ({self.models} models: the shipped "
                 "model_index.yaml's and the benchmark model). `hf cache ls --cache-dir CACHE` runs from .venv-hf2 with "
                 "HF_ENDPOINT at the loopback hub: at start it asks {HF_ENDPOINT}/api/agent-harnesses (404 here), which "
-                "is part of its time."]
+                "is part of its time." + (f" Then {self.loaded_repeats} more of bare, path and status the same way while "
+                "another process spins on one core (`python -c 'while True: pass'`): the machine half busy, as when a "
+                "container starts beside other work." if self.loaded else "")]
 
 
 def fig_cli_startup(hub, cache: Path, state: Path, model: bs.HubModel, plan) -> CliStartup:
@@ -87,5 +95,25 @@ def fig_cli_startup(hub, cache: Path, state: Path, model: bs.HubModel, plan) -> 
             elif key == "hf":
                 assert model.repo in child.stdout, child.stdout
             times[key].append(child.seconds)
+    loaded = _loaded({k: cmds[k] for k in ("bare", "path", "status")}, plan.loaded_repeats)
     return CliStartup(plan.proc_repeats, len(shipped.models) + 1, index.stat().st_size,
-                      {k: median(v) for k, v in times.items()}, hf_missing)
+                      {k: median(v) for k, v in times.items()}, hf_missing, loaded, plan.loaded_repeats)
+
+
+def _loaded(cmds: dict[str, tuple[list[str], dict[str, str]]], repeats: int) -> dict[str, float]:
+    """The same start-ups while another process keeps one core busy."""
+    import subprocess
+
+    hog = subprocess.Popen([PY, "-c", "while True: pass"])
+    try:
+        times: dict[str, list[float]] = {k: [] for k in cmds}
+        for i in range(repeats):
+            for key in bs.rotate(list(cmds), i):
+                cmd, env = cmds[key]
+                child = bs.run_child(cmd, env)
+                assert child.rc == 0, (key, child.stderr)
+                times[key].append(child.seconds)
+    finally:
+        hog.kill()
+        hog.wait()
+    return {k: median(v) for k, v in times.items()}

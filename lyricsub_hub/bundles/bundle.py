@@ -76,6 +76,8 @@ def _again(name: str) -> Fix:
 # -- the manifest -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BundleFile:
+    """One file of a model in a bundle: its name in the snapshot, and the pinned size and sha256 it must hash to."""
+
     name: str
     size: int
     sha256: str
@@ -84,6 +86,8 @@ class BundleFile:
 
 @dataclass(frozen=True)
 class BundleModel:
+    """One model in a bundle, with the member names its blobs, links and ref take in the archive."""
+
     name: str
     repo: str
     revision: str
@@ -107,6 +111,8 @@ class BundleModel:
 
 @dataclass(frozen=True)
 class Manifest:
+    """The bundle's table of contents, written first so an import can check each member as it streams by."""
+
     models: tuple[BundleModel, ...]
     created: str = ""
     tool: str = ""
@@ -200,6 +206,8 @@ def _consistent(models: tuple[BundleModel, ...]) -> None:
 # -- results ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ExportPlan:
+    """What an export will write, decided before the first byte: the manifest, where each blob is read from, and the models that cannot be exported (then nothing is written)."""
+
     manifest: Manifest
     sources: dict[tuple[str, str], Path] = field(hash=False)  # (repo, blob) -> the snapshot entry to read
     problems: tuple[LyricsubError, ...] = ()  # models that cannot be exported: nothing is written then
@@ -211,6 +219,8 @@ class ExportPlan:
 
 @dataclass(frozen=True)
 class ExportReport:
+    """What an export wrote."""
+
     models: tuple[BundleModel, ...]
     blobs: int  # blob members with data (each once)
     payload_bytes: int  # file bytes read and hashed
@@ -221,6 +231,8 @@ class ExportReport:
 
 @dataclass(frozen=True)
 class ModelImport:
+    """One model as an import left it."""
+
     name: str
     state: ImportState
     files: int  # files placed from the bundle
@@ -230,6 +242,8 @@ class ModelImport:
 
 @dataclass(frozen=True)
 class ImportReport:
+    """What an import put into the cache, and what it refused."""
+
     models: tuple[ModelImport, ...]
     problems: tuple[LyricsubError, ...]  # members that belong to no model of the manifest
     bytes_read: int  # of the bundle stream (compressed, as it arrived)

@@ -221,6 +221,8 @@ class Source:
 
 @dataclass(frozen=True)
 class Member:
+    """One tar header as read from the stream, before anything of it touches the disk."""
+
     name: str
     kind: bytes
     size: int  # bytes of data that follow the header

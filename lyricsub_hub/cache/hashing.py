@@ -19,6 +19,8 @@ CHUNK = 1 << 20  # 1 MiB: large enough that the per-call overhead vanishes
 
 @dataclass(frozen=True)
 class Digest:
+    """The hashes of one file's bytes, and the fstat taken before they were read (for a verification record)."""
+
     sha256: str
     git_sha1: str | None  # only computed when asked (small git-stored files)
     size: int

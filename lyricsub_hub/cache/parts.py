@@ -79,6 +79,8 @@ class RangeSet:
 
 @dataclass(frozen=True)
 class PartPaths:
+    """Where an interrupted download keeps its bytes and the record of which ranges are on disk."""
+
     part: Path
     ranges: Path
 
@@ -116,7 +118,8 @@ class PartFile:
     def _load(self) -> None:
         record = read_record(self._rec)
         if record is None or record.get("size") != self.size or record.get("sha256") != self.sha256:
-            os.ftruncate(self.fd, 0)  # unknown content: nothing of it can be kept
+            if os.fstat(self.fd).st_size:  # unknown content: nothing of it can be kept
+                _empty(self.fd)
             return
         ranges = record_ranges(record, self.size)
         on_disk = os.fstat(self.fd).st_size
@@ -144,7 +147,7 @@ class PartFile:
     def reset(self) -> None:
         """Forget every byte (a server ignored Range, or the whole file failed its hash)."""
         with self.lock:
-            os.ftruncate(self.fd, 0)
+            _empty(self.fd)
             self.done = RangeSet()
             self._save()
 
@@ -168,6 +171,13 @@ class PartFile:
         self.close()
         for path in (self.paths.part, self.paths.ranges):
             unlink_inside(path, self.repo_dir)
+
+
+def _empty(fd: int) -> None:
+    """Drop a part file's bytes. Never called on a file that is already empty: ext4 marks a file truncated to zero
+    and, when it is closed, writes all of it out before close returns (auto_da_alloc, meant for editors that
+    rewrite a file in place), which cost 0.2 s per 512 MiB after every download."""
+    os.ftruncate(fd, 0)
 
 
 def read_record(fd: int) -> dict[str, object] | None:

@@ -40,6 +40,8 @@ def boot_id() -> str:
 
 @dataclass(frozen=True)
 class Stamp:
+    """What a verified file looked like (its stat and sha256): a record vouches for it while these still match."""
+
     size: int
     mtime_ns: int
     ctime_ns: int

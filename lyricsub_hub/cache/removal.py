@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RemovalReport:
+    """What removing models deleted (or, in a dry run, would delete) and the bytes freed."""
+
     removed: tuple[str, ...]  # model names whose files were deleted
     absent: tuple[str, ...]  # model names that had nothing in the cache
     bytes_freed: int

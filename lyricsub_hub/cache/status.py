@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class FileStatus:
+    """One file of a model as found on disk, and how it was checked."""
+
     name: str
     state: FileState
     path: Path | None
@@ -45,6 +47,8 @@ class FileStatus:
 
 @dataclass(frozen=True)
 class ModelStatus:
+    """A model in the cache: available, missing, partial, corrupt or unpinned, with each of its files."""
+
     name: str
     family: str
     repo: str

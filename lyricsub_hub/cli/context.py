@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Context:
+    """A command's arguments, and the manager or cache they name, built on first use."""
+
     args: Any  # argparse.Namespace, or the same fields from the fast parse of path/status
     environ_at_start: dict[str, str] | None = field(default=None, repr=False)  # as the user started us (doctor)
     _manager: Any = field(default=None, repr=False)

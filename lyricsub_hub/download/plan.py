@@ -39,6 +39,8 @@ class FilePlan:
 
 @dataclass(frozen=True)
 class ModelPlan:
+    """One model's part of a download plan: its status before, and the files still to fetch."""
+
     spec: ModelSpec
     before: ModelStatus
     files: tuple[FilePlan, ...]  # to fetch; empty when the model is already available
@@ -54,6 +56,8 @@ class ModelPlan:
 
 @dataclass(frozen=True)
 class DiskPlan:
+    """Bytes a plan still needs against the free space of the folder it writes to."""
+
     folder: Path
     needed: int
     free: int

@@ -45,6 +45,8 @@ class CudaLib:
 
 @dataclass(frozen=True)
 class LibState:
+    """One CUDA library an engine opens, and whether it loads (by soname or from a wheel)."""
+
     soname: str
     wheel: str
     status: Status  # loads (by soname, as the engine will), preloaded (from a wheel's folder), missing

@@ -75,6 +75,8 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class ModelIndex:
+    """The parsed index: every model by name, and the named sets of models."""
+
     path: Path
     models: Mapping[str, ModelSpec]
     sets: Mapping[str, tuple[str, ...]]

@@ -22,6 +22,8 @@ MAX_SIZE = 2**50  # 1 PB: any listed size beyond is junk
 
 @dataclass(frozen=True)
 class RemoteFile:
+    """One file of a repo as the Hub's listing gives it."""
+
     name: str
     size: int
     sha256: str | None  # LFS files only
@@ -30,6 +32,8 @@ class RemoteFile:
 
 @dataclass(frozen=True)
 class RepoListing:
+    """A repo's files at one commit, with the names refused as unsafe kept apart."""
+
     repo: str
     commit: str
     files: Mapping[str, RemoteFile]

@@ -19,6 +19,8 @@ TOKEN = "hf_TinyTestToken000000000000000000"  # granted on the gated tiny repos
 
 @dataclass(frozen=True)
 class Tiny:
+    """Where the test suite's tiny stand-in for a model lives: its upstream repo name and folder."""
+
     repo: str  # as the upstream loaders name it, so their own offline look-ups find it
     folder: str  # under the tiny_models output folder
     gated: bool = False

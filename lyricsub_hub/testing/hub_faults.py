@@ -124,6 +124,8 @@ def collect_files(files: Mapping[str, FileSource] | os.PathLike) -> dict[str, Fi
 
 @dataclass(frozen=True)
 class Commit:
+    """One commit of a repo on the test Hub."""
+
     sha: str
     parent: str | None
     date: str
@@ -161,6 +163,8 @@ class Commit:
 
 @dataclass
 class RepoState:
+    """A repo on the test Hub: its branches and commits."""
+
     name: str
     default_branch: str
     gated: bool = False

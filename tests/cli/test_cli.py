@@ -104,3 +104,17 @@ def test_warm_recorded_path_and_status_load_no_hashing_and_no_argparse(hub, smal
                 "print(rc, sorted(m for m in ('hashlib', '_hashlib', 'argparse') if m in sys.modules), file=sys.stderr)")
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert proc.stderr.strip().splitlines()[-1] == "0 []", proc.stderr
+
+
+def test_console_script_start_loads_no_inspect(hub, small_repos, index_file, cache_dir) -> None:
+    """The console script's own start (lyricsub_hub.__main__:run) leaves inspect, ast and tokenize unloaded on the
+    warm path: about 7 ms of the start-up goal (figure E)."""
+    fill(hub, small_repos[1], cache_dir)
+    assert run_cli("status", "whisper:tiny", "--index", str(index_file)).returncode == 0
+    for argv in (["path", "whisper:tiny"], ["status", "whisper:tiny"]):
+        code = (f"import sys, atexit; sys.argv = ['lyricsub-hub', *{[*argv, '--index', str(index_file)]!r}]; "
+                "atexit.register(lambda: print(sorted(m for m in ('inspect', 'ast', 'tokenize') if m in sys.modules), "
+                "file=sys.stderr)); from lyricsub_hub.__main__ import run; run()")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr
