@@ -85,7 +85,7 @@ class Lines:
                 "each; the test Hub's line cap is shared by every connection of both hosts, its throttle caps each "
                 "connection (it sleeps after each write, so a connection gets a little under its cap). Seconds are "
                 "the download inside the child after its imports (plan, the reachability probe, HEAD, transfer, "
-                "hash tail, verification). The controller starts with 2 connections, multiplies them by 4 while the "
+                "hash tail, verification). The controller starts with 4 connections, multiplies them by 4 while the "
                 "rate rises by a fair share, then holds the fewest that carry the best rate (held = that level at the "
                 "end); 'tried up to' counts its steps and probes above it. Per repeat: " + "; ".join(parts) + "."]
 

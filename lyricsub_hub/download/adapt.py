@@ -2,7 +2,7 @@
 
 A CDN caps each connection (about 40 MB/s on the Hub), a home line is full with two,
 a 10 Gbit box needs thirty; and a server may cap bodies per client and answer 429.
-So the count is measured: `Controller` starts with two connections, multiplies them
+So the count is measured: `Controller` starts with four connections, multiplies them
 by four while the aggregate rate keeps rising by a fair share of what the new ones
 could add, and when it stops rising keeps the fewest that the per-connection rate
 of a lower level says carry the best rate (probing downwards once when the first
@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-START = 2  # connections before anything is measured
+START = 4  # connections before anything is measured
 WINDOW = 0.15  # seconds of bytes per measurement while climbing (a step too far is undone at the next window)
 WINDOW_CHECK = 0.4  # ... and when going down or probing above a held level (a burst must not look like a gain)
 SETTLE = 0.06  # seconds after a change before measuring (new connections ask and get their first bytes)

@@ -42,6 +42,7 @@ PIECE_MAX = 64 << 20
 FIRST_PIECE = 8 << 20
 SPLIT_AFTER = 0.2  # seconds: a file whose rest would take longer than this at its rate gets another connection
 RATE_AFTER = 0.05  # seconds of a file's bytes before its rate is trusted
+SHED_AFTER = 0.1  # seconds of its bytes a shed connection still reads before it ends
 
 
 class Transfer(Protocol):
@@ -396,8 +397,9 @@ class Ranged:
         return True
 
     def shed(self, job: FileJob) -> bool:
-        """The engine has too many bodies open: one connection of this file (never its last) ends when its piece
-        does (cutting a range short would lose what is in flight)."""
+        """The engine has too many bodies open: one connection of this file (never its last) ends soon, after
+        SHED_AFTER seconds of its bytes; the rest of its piece goes back to the file's pending ranges. Waiting for
+        its piece to end could keep a dozen extra connections for seconds (pieces were sized before the line filled)."""
         st: _State | None = job.state
         if st is None:
             return False
@@ -405,7 +407,14 @@ class Ranged:
             running = [s for s in st.segments if s.gen == st.gen and not s.shed and s.pos < s.end]
             if len(running) < 2 or st.whole:
                 return False
-            min(running, key=lambda s: s.end - s.pos).shed = True
+            victim = min(running, key=lambda s: s.end - s.pos)
+            victim.shed = True
+            now = time.monotonic()
+            per = st.got / max(now - st.first, 1e-3) / len(running) if st.got else 0.0
+            cut = -(-(victim.pos + max(_ALIGN, int(per * SHED_AFTER))) // _ALIGN) * _ALIGN
+            if cut < victim.end:
+                st.pending.append((cut, victim.end))
+                victim.end = cut
         return True
 
     # -- the end ----------------------------------------------------------------------------------

@@ -272,6 +272,6 @@ def test_a_wait_longer_than_the_budget_ends_in_one_line(hub, tmp_path, cache_dir
 
 def test_with_no_count_a_run_starts_with_few_and_with_a_count_it_starts_there(hub, tmp_path, cache_dir) -> None:
     repo, index = _model(hub, tmp_path, 1 * MIB)
-    assert _dl(index, cache_dir, hub)._engine_for().controller.target == 2  # a home line is full with two
+    assert _dl(index, cache_dir, hub)._engine_for().controller.target == 4  # a few (a line two fill is found on the first step down)
     assert _dl(index, cache_dir, hub, connections=6)._engine_for().controller.target == 6  # as asked, e.g. aria2c's -x6
     assert _dl(index, cache_dir, hub, connections=20)._engine_for().controller.target == 8  # at most 8 before measuring
