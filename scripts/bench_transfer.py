@@ -10,7 +10,7 @@ import bench_support as bs
 from bench_render import Row, ratio
 from bench_support import MIB, PY, WORK, blob, child_env, median, mib
 
-CONNECTIONS = 8  # the count figure 3 (issue 11's C) sets for ours; the default is an adaptive ceiling of 32 (DEFAULT_CONNECTIONS)
+CONNECTIONS = 0  # the count figure 3 (issue 11's C) sets for ours; the default is an adaptive ceiling of 32 (DEFAULT_CONNECTIONS)
 
 # --------------------------------------------------------------------------- 3. download (and its peak RSS)
 

@@ -210,13 +210,17 @@ class Engine:
         return sum(1 for j in jobs if j.transfer_left(now) > 0)
 
     def _balance(self, jobs: list[FileJob], target: int, now: float) -> None:
-        excess = self.gate.open - target
-        if excess > 0:
-            for job in sorted(jobs, key=lambda j: -j.transfer_left(now)):
-                if excess <= 0:
-                    break
-                if job.transfer.shed(job):
-                    excess -= 1
+        if self.gate.open > target:  # all the excess at once, counting connections already asked to end
+            excess = self.gate.open - target - sum(j.transfer.shedding(j) for j in jobs)
+            order = sorted(jobs, key=lambda j: -j.transfer_left(now))
+            while excess > 0 and order:
+                for job in list(order):
+                    if excess <= 0:
+                        break
+                    if job.transfer.shed(job):
+                        excess -= 1
+                    else:
+                        order.remove(job)
             return
         from .transfer import SPLIT_AFTER
 

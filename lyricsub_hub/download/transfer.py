@@ -63,7 +63,11 @@ class Transfer(Protocol):
         ...
 
     def shed(self, job: FileJob) -> bool:
-        """Ask one of the file's connections (never its last) to end with its piece."""
+        """Ask one of the file's connections (never its last) to end soon."""
+        ...
+
+    def shedding(self, job: FileJob) -> int:
+        """The file's connections asked to end that are still open."""
         ...
 
 
@@ -416,6 +420,13 @@ class Ranged:
                 st.pending.append((cut, victim.end))
                 victim.end = cut
         return True
+
+    def shedding(self, job: FileJob) -> int:
+        st: _State | None = job.state
+        if st is None:
+            return 0
+        with job.lock:
+            return sum(1 for s in st.segments if s.gen == st.gen and s.shed and s.pos < s.end)
 
     # -- the end ----------------------------------------------------------------------------------
     def _finish(self, job: FileJob) -> None:
