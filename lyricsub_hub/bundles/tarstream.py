@@ -43,26 +43,36 @@ WRITE_MAX = 1 << 20  # one write() call at most: on Linux 6.x with ext4, 2-4 MiB
 
 # -- moving bytes: one buffer, hashed on a helper thread while it is written --------------------------------
 class Pump:
+    """Moves a member's bytes from fill to drain through two buffers: while one chunk is hashed on a helper thread
+    (hashlib releases the GIL on large buffers), the next is read and written, so a copy takes about as long as its
+    hashing alone, not the sum of reading and hashing. Every byte written is the very byte hashed."""
+
     def __init__(self) -> None:
-        self.view = memoryview(bytearray(CHUNK))
+        self.views = (memoryview(bytearray(CHUNK)), memoryview(bytearray(CHUNK)))
         self._pool: Any = None
 
     def move(self, size: int, fill: Callable[[memoryview], None], drain: Callable[[memoryview], object],
              hashers: Sequence[Hasher]) -> None:
-        left = size
-        while left:
-            chunk = self.view[:min(CHUNK, left)]
+        if size < ASIDE:
+            chunk = self.views[0][:size]
             fill(chunk)
-            if len(chunk) < ASIDE:
-                update_hashers(hashers, chunk)
+            update_hashers(hashers, chunk)
+            drain(chunk)
+            return
+        left, turn, hashing = size, 0, None
+        try:
+            while left:
+                chunk = self.views[turn][:min(CHUNK, left)]
+                fill(chunk)  # the other buffer may still be hashed meanwhile
                 drain(chunk)
-            else:
-                done = self._helper().submit(update_hashers, hashers, chunk)  # hashlib releases the GIL on large buffers
-                try:
-                    drain(chunk)
-                finally:
-                    done.result()
-            left -= len(chunk)
+                if hashing is not None:
+                    hashing.result()  # in order: the previous chunk first
+                hashing = self._helper().submit(update_hashers, hashers, chunk)
+                left -= len(chunk)
+                turn ^= 1
+        finally:
+            if hashing is not None:
+                hashing.result()
 
     def _helper(self) -> Any:
         if self._pool is None:
