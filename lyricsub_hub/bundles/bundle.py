@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from ..cache.layout import IMPORT_PREFIX, blobs_dir, link_target, repo_folder, snapshot_dir
+from ..cache.hashing import digest_fd
+from ..cache.layout import IMPORT_PREFIX, blobs_dir, cache_key, link_target, repo_folder, snapshot_dir
 from ..cache.records import Stamp
 from ..cache.status import not_available_error
 from ..cache.store import Cache
@@ -211,6 +212,9 @@ class ExportPlan:
     manifest: Manifest
     sources: dict[tuple[str, str], Path] = field(hash=False)  # (repo, blob) -> the snapshot entry to read
     problems: tuple[LyricsubError, ...] = ()  # models that cannot be exported: nothing is written then
+    # (repo, blob) -> the verification record that vouched for its bytes when planned: copied unhashed while the
+    # file still matches it, as `verify` and the warm path trust it (an import hashes every byte anyway)
+    vouched: dict[tuple[str, str], Stamp] = field(default_factory=dict, hash=False)
 
     @property
     def payload_bytes(self) -> int:
@@ -223,10 +227,11 @@ class ExportReport:
 
     models: tuple[BundleModel, ...]
     blobs: int  # blob members with data (each once)
-    payload_bytes: int  # file bytes read and hashed
+    payload_bytes: int  # file bytes read
     written: int  # bytes of the bundle itself (after compression)
     seconds: float
     compressed: bool
+    hashed: int = 0  # of payload_bytes, those hashed on the way (the rest a verification record vouched for)
 
 
 @dataclass(frozen=True)
@@ -255,10 +260,11 @@ class ImportReport:
 
 
 # -- export -----------------------------------------------------------------------------------------------
-def plan_export(cache: Cache, specs: Sequence[ModelSpec]) -> ExportPlan:
+def plan_export(cache: Cache, specs: Sequence[ModelSpec], *, deep: bool = False) -> ExportPlan:
     """What would go into the bundle; models that are unpinned or not available are problems (nothing is written)."""
     models: list[BundleModel] = []
     sources: dict[tuple[str, str], Path] = {}
+    vouched: dict[tuple[str, str], Stamp] = {}
     problems: list[LyricsubError] = []
     for spec in specs:
         if not spec.pinned or spec.revision is None:
@@ -269,15 +275,19 @@ def plan_export(cache: Cache, specs: Sequence[ModelSpec]) -> ExportPlan:
             problems.append(not_available_error(st))
             continue
         files = []
+        recorded = {fs.name for fs in st.files if fs.checked == "record"}
+        stamps = cache.records.load(cache_key(st.cache_dir or cache.cache_dir), spec.repo, spec.revision) if recorded else {}
         for f in spec.files:
             assert f.sha256 is not None  # pinned
             entry = st.path / f.name
             blob = _blob_name(entry, f.sha256)
             files.append(BundleFile(f.name, os.stat(entry).st_size if f.size is None else f.size, f.sha256, blob))
             sources.setdefault((spec.repo, blob), entry)
+            if f.name in recorded and f.name in stamps and not deep:
+                vouched[(spec.repo, blob)] = stamps[f.name]
         models.append(BundleModel(spec.name, spec.repo, spec.revision, spec.branch, tuple(files)))
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return ExportPlan(Manifest(tuple(models), created, f"lyricsub-hub {_version()}"), sources, tuple(problems))
+    return ExportPlan(Manifest(tuple(models), created, f"lyricsub-hub {_version()}"), sources, tuple(problems), vouched)
 
 
 def _version() -> str:
@@ -331,6 +341,7 @@ def export_bundle(plan: ExportPlan, out: BinaryIO, *, compress: bool = False) ->
     pump = Pump()
     done: set[tuple[str, str]] = set()  # (repo, blob) members written
     holder: dict[str, str] = {}  # sha256 -> the member that holds those bytes (others hard-link to it)
+    stats = {"hashed": 0}
     try:
         tar.small(MANIFEST, plan.manifest.to_json())
         refs: set[str] = set()
@@ -342,7 +353,7 @@ def export_bundle(plan: ExportPlan, out: BinaryIO, *, compress: bool = False) ->
                 tar.small(m.ref_member, m.revision.encode())
             for f in m.files:
                 if (m.repo, f.blob) not in done:
-                    _export_blob(tar, pump, plan, m, f, holder)
+                    _export_blob(tar, pump, plan, m, f, holder, stats)
                     done.add((m.repo, f.blob))
         tar.close()
         if zst is not None:
@@ -351,12 +362,13 @@ def export_bundle(plan: ExportPlan, out: BinaryIO, *, compress: bool = False) ->
     finally:
         pump.close()
     return ExportReport(plan.manifest.models, len(holder), plan.payload_bytes, counter.count, time.monotonic() - started,
-                        compress)
+                        compress, stats["hashed"])
 
 
 def _export_blob(tar: TarWriter, pump: Pump, plan: ExportPlan, m: BundleModel, f: BundleFile,
-                 holder: dict[str, str]) -> None:
-    """One blob member: its bytes, hashed as they go, or a hard link to the member that already holds them."""
+                 holder: dict[str, str], stats: dict[str, int]) -> None:
+    """One blob member: its bytes (hashed as they go, unless a verification record still vouches for the file), or a
+    hard link to the member that already holds them."""
     if f.sha256 in holder:
         tar.member(m.blob_member(f), kind=tarfile.LNKTYPE, linkname=holder[f.sha256])
         return
@@ -367,23 +379,31 @@ def _export_blob(tar: TarWriter, pump: Pump, plan: ExportPlan, m: BundleModel, f
         if size != f.size:
             raise BundleError(f"{f.name} changed since it was verified ({size} bytes, pinned {f.size})", model=m.name,
                               hint=hint)
+        stamp = plan.vouched.get((m.repo, f.blob))
+        trusted = stamp is not None and stamp.matches(os.fstat(fd))  # the very descriptor that is read
         tar.member(m.blob_member(f), size=f.size)
-        hashers = new_hashers(f.size, is_git_sha1(f.blob))
+        hashers = [] if trusted else new_hashers(f.size, is_git_sha1(f.blob))
         try:
-            pump.move(f.size, fill_from_fd(fd), tar.write, hashers)
+            copied = tar.copy_from(fd, f.size) if trusted else 0
+            pump.move(f.size - copied, fill_from_fd(fd, copied), tar.write, hashers)
         except EOFError:
             raise BundleError(f"{f.name} shrank while it was exported", model=m.name, hint=hint) from None
     finally:
         os.close(fd)
     tar.pad(f.size)
-    problem = _digest_problem(f, hashers)
+    problem = "" if trusted else _digest_problem(f, *_hexes(hashers))
     if problem:
         raise BundleError(f"{f.name} {problem} while it was exported; the bundle is not usable", model=m.name, hint=hint)
+    if not trusted:
+        stats["hashed"] += f.size
     holder[f.sha256] = m.blob_member(f)
 
 
-def _digest_problem(f: BundleFile, hashers: Sequence[Hasher]) -> str:
-    sha, git = hashers[0].hexdigest(), (hashers[1].hexdigest() if len(hashers) > 1 else None)
+def _hexes(hashers: Sequence[Hasher]) -> tuple[str, str | None]:
+    return hashers[0].hexdigest(), (hashers[1].hexdigest() if len(hashers) > 1 else None)
+
+
+def _digest_problem(f: BundleFile, sha: str, git: str | None) -> str:
     bad = mismatch(sha, git, pin=f.sha256, name=f.blob)
     if bad is None:
         return ""
@@ -424,6 +444,18 @@ class _Held:
     stamp: Stamp | None = None
 
 
+@dataclass(frozen=True)
+class _Hashing:
+    """A blob copied into its temp file, hashed on a helper thread; judged by _collect."""
+
+    future: Any  # concurrent.futures.Future[Digest]
+    users: list[_Target]
+    bm: BundleModel
+    f: BundleFile
+    fd: int
+    temp: Path
+
+
 class _Importer:
     def __init__(self, cache: Cache, index: ModelIndex, manifest: Manifest, *, keep_refs: bool) -> None:
         self.cache, self.index, self.keep_refs = cache, index, keep_refs
@@ -432,6 +464,8 @@ class _Importer:
         self.links: dict[str, tuple[_Target, str]] = {}
         self.refs: dict[str, list[_Target]] = {}
         self.held: dict[str, _Held] = {}  # blob member -> verified bytes
+        self.hashing: dict[str, _Hashing] = {}  # blob member -> its temp file, being hashed on a helper thread
+        self._hashers: Any = None
         self.strays = 0  # refused members: a count and the first one, never a list a flood could grow
         self.first_stray = ""
         self.members = 0
@@ -504,7 +538,10 @@ class _Importer:
                 if self.members > self.max_members:
                     raise TooMany(f"it holds more than the {self.max_members} members its manifest accounts for")
                 self._member(reader, member)
+                self._collect(wait=False)
+            self._collect(wait=True)
         except (Truncated, Damaged) as exc:
+            self._collect(wait=True)  # models whose every byte arrived before the cut are placed all the same
             self._fail(self._pending(), f"the bundle is cut short or damaged: {exc}",
                        hint=Fix("import", "FILE", before="copy the whole bundle again (or export it again), then "))
             if isinstance(exc, TooMany):  # said even when every model was placed before the flood began
@@ -533,7 +570,7 @@ class _Importer:
     def _blob(self, reader: TarReader, name: str, m: Member) -> None:
         bm, f, targets = self.blobs[name]
         users = [t for t in targets if t.state == "pending" and name in t.needs]
-        if not users or name in self.held:
+        if not users or name in self.held or name in self.hashing:
             return  # already in the cache, verified already, or every model that needed it failed: skipped
         if m.kind == tarfile.LNKTYPE:
             self._hard_link(users, name, bm, f, m)
@@ -542,11 +579,12 @@ class _Importer:
         elif m.size != f.size:
             self._fail(users, f"refused {f.name}: the bundle holds {m.size} bytes, the pin says {f.size}")
         else:
-            self._take(users, name, bm, f, reader.fill)
+            self._copy(users, name, bm, f, reader)
 
     def _hard_link(self, users: list[_Target], name: str, bm: BundleModel, f: BundleFile, m: Member) -> None:
         """The same bytes in another repo: copied from the blob this import verified, or from the cache where a model
         already holds them, and hashed again on the way."""
+        self._collect(wait=True)  # the blob it names may still be hashing
         path = self._link_source(clean_name(m.linkname) or "", f)
         if path is None:
             self._fail(users, f"refused {name}: a hard link to {m.linkname[:120]!r}, which is no verified blob of "
@@ -591,7 +629,7 @@ class _Importer:
         kept = False
         try:
             self.pump.move(f.size, fill, lambda v: write_all(lambda d: os.write(fd, d), v), hashers)
-            problem = _digest_problem(f, hashers)
+            problem = _digest_problem(f, *_hexes(hashers))
             if problem:
                 self._fail(users, f"refused {f.name}: its bytes in the bundle {problem}")
             else:
@@ -605,6 +643,63 @@ class _Importer:
             if not kept:
                 os.close(fd)
                 _unlink(temp)
+        if kept:
+            self._place_ready()
+
+    def _copy(self, users: list[_Target], name: str, bm: BundleModel, f: BundleFile, reader: TarReader) -> None:
+        """A blob member into an O_EXCL temp file (0600: no one else can change it before it is placed), by the
+        kernel where the bundle is a plain file; then hashed from that file on a helper thread while the next member
+        is copied. It is kept only if it hashes to its pin (_collect)."""
+        repo_dir = self.cache.repo_dir(bm.repo)
+        try:
+            real_dir(repo_dir, self.cache.cache_dir)
+            fd, temp = new_temp(real_dir(blobs_dir(self.cache.cache_dir, bm.repo), repo_dir), IMPORT_PREFIX)
+        except OSError as exc:
+            self._fail(users, f"cannot write into {self.cache.cache_dir}: {exc.strerror or exc}", exc)
+            return  # its data is skipped with the next member
+        try:
+            copied = reader.copy_to(fd, f.size)
+            self.pump.move(f.size - copied, reader.fill, lambda v: write_all(lambda d: os.write(fd, d), v), ())
+        except OSError as exc:
+            os.close(fd)
+            _unlink(temp)
+            self._fail(users, f"could not write {f.name}: {exc.strerror or exc}", exc)
+            return
+        except BaseException:
+            os.close(fd)
+            _unlink(temp)
+            raise
+        future = self._hash_pool().submit(digest_fd, fd, git_sha1=is_git_sha1(f.blob))
+        self.hashing[name] = _Hashing(future, users, bm, f, fd, temp)
+
+    def _hash_pool(self) -> Any:
+        if self._hashers is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._hashers = ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1), thread_name_prefix="lyricsub-import-hash")
+        return self._hashers
+
+    def _collect(self, *, wait: bool) -> None:
+        """Judge the blobs whose hashing ended (all of them with wait); place every model whose blobs all verified."""
+        kept = False
+        for name, h in list(self.hashing.items()):
+            if not wait and not h.future.done():
+                continue
+            del self.hashing[name]
+            try:
+                digest = h.future.result()
+            except OSError as exc:
+                problem = f"could not be read back ({exc.strerror or exc})"
+            else:
+                problem = (f"is {digest.size} bytes, the pin says {h.f.size}" if digest.size != h.f.size
+                           else _digest_problem(h.f, digest.sha256, digest.git_sha1))
+            if problem:
+                os.close(h.fd)
+                _unlink(h.temp)
+                self._fail(h.users, f"refused {h.f.name}: its bytes in the bundle {problem}")
+            else:
+                self.held[name] = _Held(h.bm.repo, h.f.blob, h.f.sha256, h.f.size, h.fd, h.temp)
+                kept = True
         if kept:
             self._place_ready()
 
@@ -684,6 +779,12 @@ class _Importer:
     def cleanup(self) -> None:
         """Temp files no model published go: a model that failed leaves no new blobs. Placed models stay."""
         self.pump.close()
+        if self._hashers is not None:
+            self._hashers.shutdown(wait=True)
+        for h in self.hashing.values():  # cut short before they were judged
+            os.close(h.fd)
+            _unlink(h.temp)
+        self.hashing.clear()
         for held in self.held.values():
             if held.stamp is None:
                 os.close(held.fd)

@@ -53,6 +53,14 @@ class Pump:
 
     def move(self, size: int, fill: Callable[[memoryview], None], drain: Callable[[memoryview], object],
              hashers: Sequence[Hasher]) -> None:
+        if not hashers:  # copied only (an import hashes the written file on its own thread)
+            left = size
+            while left:
+                chunk = self.views[0][:min(CHUNK, left)]
+                fill(chunk)
+                drain(chunk)
+                left -= len(chunk)
+            return
         if size < ASIDE:
             chunk = self.views[0][:size]
             fill(chunk)
@@ -98,9 +106,9 @@ def write_all(write: Callable[[memoryview], int | None], data: memoryview) -> No
         data = data[len(piece) if n is None else n:]  # a writer that takes everything (zstd's) says nothing
 
 
-def fill_from_fd(fd: int) -> Callable[[memoryview], None]:
-    """Read an open file from its start, chunk after chunk (pread: the descriptor's offset never matters)."""
-    pos = 0
+def fill_from_fd(fd: int, start: int = 0) -> Callable[[memoryview], None]:
+    """Read an open file from start on, chunk after chunk (pread: the descriptor's offset never matters)."""
+    pos = start
 
     def fill(view: memoryview) -> None:
         nonlocal pos
@@ -138,6 +146,26 @@ class TarWriter:
     def write(self, data: memoryview | bytes) -> None:
         write_all(self.sink.write, memoryview(data))
         self.count += len(data)
+
+    def copy_from(self, fd: int, size: int) -> int:
+        """Up to size bytes of fd (from offset 0) straight into a plain output file, in the kernel (copy_file_range);
+        returns the bytes copied: 0 into a pipe, through zstd, or where the kernel refuses, and the caller writes
+        the rest the usual way."""
+        out = self.sink.raw if isinstance(self.sink, Counter) and _plain_file(self.sink.raw) else None
+        if out is None:
+            return 0
+        done = 0
+        while done < size:
+            try:
+                got = os.copy_file_range(fd, out.fileno(), size - done, done)
+            except OSError:
+                break
+            if not got:
+                break  # shorter than it should be: the caller's read says so
+            done += got
+        self.sink.count += done
+        self.count += done
+        return done
 
     def member(self, name: str, *, size: int = 0, kind: bytes = tarfile.REGTYPE, linkname: str = "") -> None:
         info = tarfile.TarInfo(name)
@@ -181,6 +209,7 @@ class Source:
         while len(self._head) < len(ZSTD_MAGIC) and (more := raw.read(len(ZSTD_MAGIC) - len(self._head))):
             self._head += more
         self.empty = not self._head
+        self._kernel = _plain_file(raw)
         self._zstd_error: tuple[type[BaseException], ...] = ()
         self._stream: Any = self
         if self._head == ZSTD_MAGIC:
@@ -223,6 +252,27 @@ class Source:
             raise Truncated(f"reading it failed at byte {self.pos + got}: {exc.strerror or exc}") from None
         self.pos += got
 
+    def copy_to(self, fd: int, n: int) -> int:
+        """Copy up to n bytes of the stream into fd inside the kernel (copy_file_range), where the bundle is a plain
+        tar file read without a buffer: no byte passes through Python. Returns the bytes copied: 0 from a pipe, a
+        zstd stream or where the kernel refuses (another file system); the caller moves the rest the usual way."""
+        if not self._kernel or self._stream is not self or self._head:
+            return 0
+        src = cast("Any", self.raw).fileno()  # a FileIO (_kernel says so)
+        done = 0
+        while done < n:
+            try:
+                got = os.copy_file_range(src, fd, n - done)
+            except OSError:
+                self._kernel = False  # EXDEV, EINVAL, ENOSYS...: plain reads from here on
+                break
+            if not got:
+                break  # the end of the file: the caller's fill says the bundle is cut short
+            done += got
+        self.pos += done
+        self.arrived += done
+        return done
+
     def exact(self, n: int) -> bytes:
         buf = bytearray(n)
         self.fill(memoryview(buf))
@@ -238,6 +288,19 @@ class Member:
     size: int  # bytes of data that follow the header
     linkname: str
     at: int  # offset of its header in the (decoded) stream
+
+
+def _plain_file(raw: object) -> bool:
+    """A regular file opened without a buffer (io.FileIO): its descriptor's offset is exactly what was read or written."""
+    import io
+    import stat
+
+    if not isinstance(raw, io.FileIO) or not hasattr(os, "copy_file_range"):
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 class TarReader:
@@ -282,6 +345,13 @@ class TarReader:
         assert len(view) <= self._left
         self.src.fill(view)
         self._left -= len(view)
+
+    def copy_to(self, fd: int, n: int) -> int:
+        """The next n bytes of the member into fd in the kernel where the source allows; returns how many went."""
+        assert n <= self._left
+        done = self.src.copy_to(fd, n)
+        self._left -= done
+        return done
 
     def data(self, limit: int) -> bytes:
         n = min(self._left, limit)

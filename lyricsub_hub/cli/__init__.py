@@ -125,6 +125,8 @@ def _lock(p: argparse.ArgumentParser) -> None:
 def _export(p: argparse.ArgumentParser) -> None:
     _names(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="the bundle: .tar, or .tar.zst compressed; - for stdout")
+    p.add_argument("--deep", action="store_true", help="hash every file on the way, ignoring verification records "
+                   "(without it, a file whose record still matches is copied unhashed; an import hashes every byte)")
 
 
 def _import(p: argparse.ArgumentParser) -> None:

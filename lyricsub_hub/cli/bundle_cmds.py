@@ -24,7 +24,7 @@ def cmd_export(ctx: Context) -> Outcome:
     if to_stdout and sys.stdout.isatty():
         raise UsageError("refusing to write a bundle to a terminal; pipe it, or write a file with -o FILE", hint=example)
     mgr = ctx.manager()
-    plan = plan_export(mgr.cache, mgr.index.select(args.names, args.set_name))
+    plan = plan_export(mgr.cache, mgr.index.select(args.names, args.set_name), deep=args.deep)
     again = " ".join(["lyricsub-hub export", *args.names, *(["--set", args.set_name] if args.set_name else [])])
     out = Outcome("export")
     if plan.problems:  # all or nothing: a bundle that silently lacks a model would fail far from here

@@ -296,11 +296,16 @@ def export_row(m: Any) -> dict[str, Any]:
 
 def bundle_json(report: Any, path: Path | None) -> dict[str, Any]:
     return {"path": None if path is None else str(path), "bytes": report.written, "payload_bytes": report.payload_bytes,
-            "blobs": report.blobs, "compressed": report.compressed, "seconds": round(report.seconds, 3)}
+            "hashed_bytes": report.hashed, "blobs": report.blobs,
+            "compressed": report.compressed, "seconds": round(report.seconds, 3)}
 
 
 def export_lines(output: str, report: Any) -> list[str]:
-    return [f"wrote {output}: {len(report.models)} model(s), {human_size(report.payload_bytes)} of files hashed, "
+    vouched = report.payload_bytes - report.hashed
+    checked = (f"{human_size(report.payload_bytes)} of files hashed" if not vouched else
+               f"{human_size(report.payload_bytes)} of files ({human_size(vouched)} vouched for by verification records, "
+               f"{human_size(report.hashed)} hashed; the import hashes every byte)")
+    return [f"wrote {output}: {len(report.models)} model(s), {checked}, "
             f"{human_size(report.written)} written in {report.seconds:.1f}s",
             f"on the other machine: lyricsub-hub import {output}"]
 

@@ -285,3 +285,38 @@ def test_export_into_a_pipe_that_closes_early_is_one_line(warmed, index_file, tm
     err = exporter.stderr.read().decode()
     assert exporter.wait(timeout=60) == 1, err
     assert err.count("\n") == 1 and "went away" in err and "Traceback" not in err
+
+
+def test_export_copies_what_records_vouch_for_without_hashing(warmed, index_file, tmp_path) -> None:
+    """As `verify` and the warm path trust a verification record while a file's stat still matches it, export copies
+    such files unhashed (the kernel copies them); the import on the other side still hashes every byte."""
+    from lyricsub_hub.bundles.bundle import export_file
+
+    mgr = ModelManager(index_file, warmed)
+    report = export_file(plan_export(mgr.cache, [mgr.spec(n) for n in MODELS]), tmp_path / "b.tar")
+    assert report.payload_bytes > 0
+    assert report.hashed == 0
+    other = tmp_path / "other"
+    done = run_cli("import", str(tmp_path / "b.tar"), "--index", str(index_file), "--cache-dir", str(other))
+    assert done.returncode == 0, done.stderr
+    assert all(ModelManager(index_file, other).status(n, verify="deep").available for n in MODELS)
+
+
+def test_export_deep_hashes_every_byte(warmed, index_file, tmp_path) -> None:
+    from lyricsub_hub.bundles.bundle import export_file
+
+    mgr = ModelManager(index_file, warmed)
+    report = export_file(plan_export(mgr.cache, [mgr.spec(n) for n in MODELS], deep=True), tmp_path / "b.tar")
+    assert report.hashed == report.payload_bytes
+
+
+def test_a_file_changed_since_its_record_is_hashed_on_export(warmed, small_repos, index_file, tmp_path) -> None:
+    """A touch after planning moves the file's ctime: its record no longer vouches for it, so its bytes are hashed."""
+    from lyricsub_hub.bundles.bundle import export_file
+
+    entry = repo_dir(warmed, small_repos[1].repo) / "snapshots" / small_repos[1].commit / "model.bin"
+    mgr = ModelManager(index_file, warmed)
+    plan = plan_export(mgr.cache, [mgr.spec(n) for n in MODELS])
+    os.utime(entry)
+    report = export_file(plan, tmp_path / "b.tar")
+    assert report.hashed == entry.stat().st_size

@@ -80,3 +80,38 @@ def test_a_failed_write_leaves_no_hashing_behind() -> None:
         assert digest.hexdigest() == hashlib.sha256(bytes(CHUNK)).hexdigest()
     finally:
         pump.close()
+
+
+def test_a_plain_bundle_file_is_copied_by_the_kernel(tmp_path, mocker) -> None:
+    """Import reads a bundle file with no buffer: member bytes go file to file with copy_file_range, none through
+    Python, and the stream goes on exactly after them."""
+    from lyricsub_hub.bundles.tarstream import Source
+
+    data = os.urandom(3 << 20)
+    src_path = tmp_path / "b.tar"
+    src_path.write_bytes(b"HEAD" + data + b"TAIL")
+    kernel = mocker.spy(os, "copy_file_range")
+    out = tmp_path / "out"
+    with open(src_path, "rb", buffering=0) as raw, open(out, "wb", buffering=0) as dst:
+        src = Source(raw)
+        assert src.exact(4) == b"HEAD"
+        assert src.copy_to(dst.fileno(), len(data)) == len(data)
+        assert src.exact(4) == b"TAIL"
+    assert out.read_bytes() == data
+    assert kernel.call_count >= 1
+
+
+def test_a_pipe_or_a_buffered_source_is_read_the_usual_way(tmp_path) -> None:
+    """No descriptor whose offset is what was read (a BytesIO, a buffered file): nothing is copied by the kernel."""
+    import io
+
+    from lyricsub_hub.bundles.tarstream import Source
+
+    path = tmp_path / "b.tar"
+    path.write_bytes(b"HEAD" + bytes(1000))
+    with open(tmp_path / "out", "wb", buffering=0) as dst:
+        assert Source(io.BytesIO(path.read_bytes())).copy_to(dst.fileno(), 10) == 0
+        with open(path, "rb") as buffered:
+            src = Source(buffered)
+            src.exact(4)
+            assert src.copy_to(dst.fileno(), 10) == 0
