@@ -579,7 +579,10 @@ class _Importer:
         elif m.size != f.size:
             self._fail(users, f"refused {f.name}: the bundle holds {m.size} bytes, the pin says {f.size}")
         else:
-            self._copy(users, name, bm, f, reader)
+            if reader.direct:
+                self._copy(users, name, bm, f, reader)
+            else:  # a pipe or zstd: hashed as it streams, placed at once (a stalled stream must not hold back a model)
+                self._take(users, name, bm, f, reader.fill)
 
     def _hard_link(self, users: list[_Target], name: str, bm: BundleModel, f: BundleFile, m: Member) -> None:
         """The same bytes in another repo: copied from the blob this import verified, or from the cache where a model
@@ -647,9 +650,10 @@ class _Importer:
             self._place_ready()
 
     def _copy(self, users: list[_Target], name: str, bm: BundleModel, f: BundleFile, reader: TarReader) -> None:
-        """A blob member into an O_EXCL temp file (0600: no one else can change it before it is placed), by the
-        kernel where the bundle is a plain file; then hashed from that file on a helper thread while the next member
-        is copied. It is kept only if it hashes to its pin (_collect)."""
+        """A blob member of a plain bundle file into an O_EXCL temp file (0600: no one else can change it before it
+        is placed), by the kernel; then hashed from that file on a helper thread while the next member is copied. It
+        is kept only if it hashes to its pin (_collect). A file never stalls, so a model waits at most one member
+        for its place."""
         repo_dir = self.cache.repo_dir(bm.repo)
         try:
             real_dir(repo_dir, self.cache.cache_dir)

@@ -252,11 +252,15 @@ class Source:
             raise Truncated(f"reading it failed at byte {self.pos + got}: {exc.strerror or exc}") from None
         self.pos += got
 
+    @property
+    def direct(self) -> bool:
+        return self._kernel and self._stream is self and not self._head
+
     def copy_to(self, fd: int, n: int) -> int:
         """Copy up to n bytes of the stream into fd inside the kernel (copy_file_range), where the bundle is a plain
         tar file read without a buffer: no byte passes through Python. Returns the bytes copied: 0 from a pipe, a
         zstd stream or where the kernel refuses (another file system); the caller moves the rest the usual way."""
-        if not self._kernel or self._stream is not self or self._head:
+        if not self.direct:
             return 0
         src = cast("Any", self.raw).fileno()  # a FileIO (_kernel says so)
         done = 0
@@ -345,6 +349,11 @@ class TarReader:
         assert len(view) <= self._left
         self.src.fill(view)
         self._left -= len(view)
+
+    @property
+    def direct(self) -> bool:
+        """The source is a plain tar file the kernel copies from (not a pipe, not zstd)."""
+        return self.src.direct
 
     def copy_to(self, fd: int, n: int) -> int:
         """The next n bytes of the member into fd in the kernel where the source allows; returns how many went."""
