@@ -341,7 +341,7 @@ def export_bundle(plan: ExportPlan, out: BinaryIO, *, compress: bool = False) ->
     pump = Pump()
     done: set[tuple[str, str]] = set()  # (repo, blob) members written
     holder: dict[str, str] = {}  # sha256 -> the member that holds those bytes (others hard-link to it)
-    stats = {"hashed": 0}
+    hashed = 0
     try:
         tar.small(MANIFEST, plan.manifest.to_json())
         refs: set[str] = set()
@@ -353,7 +353,7 @@ def export_bundle(plan: ExportPlan, out: BinaryIO, *, compress: bool = False) ->
                 tar.small(m.ref_member, m.revision.encode())
             for f in m.files:
                 if (m.repo, f.blob) not in done:
-                    _export_blob(tar, pump, plan, m, f, holder, stats)
+                    hashed += _export_blob(tar, pump, plan, m, f, holder)
                     done.add((m.repo, f.blob))
         tar.close()
         if zst is not None:
@@ -362,16 +362,16 @@ def export_bundle(plan: ExportPlan, out: BinaryIO, *, compress: bool = False) ->
     finally:
         pump.close()
     return ExportReport(plan.manifest.models, len(holder), plan.payload_bytes, counter.count, time.monotonic() - started,
-                        compress, stats["hashed"])
+                        compress, hashed)
 
 
 def _export_blob(tar: TarWriter, pump: Pump, plan: ExportPlan, m: BundleModel, f: BundleFile,
-                 holder: dict[str, str], stats: dict[str, int]) -> None:
+                 holder: dict[str, str]) -> int:
     """One blob member: its bytes (hashed as they go, unless a verification record still vouches for the file), or a
-    hard link to the member that already holds them."""
+    hard link to the member that already holds them. Returns the bytes it hashed."""
     if f.sha256 in holder:
         tar.member(m.blob_member(f), kind=tarfile.LNKTYPE, linkname=holder[f.sha256])
-        return
+        return 0
     hint = Hint.repair(m.name)
     fd = os.open(plan.sources[(m.repo, f.blob)], os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
@@ -394,9 +394,8 @@ def _export_blob(tar: TarWriter, pump: Pump, plan: ExportPlan, m: BundleModel, f
     problem = "" if trusted else _digest_problem(f, *_hexes(hashers))
     if problem:
         raise BundleError(f"{f.name} {problem} while it was exported; the bundle is not usable", model=m.name, hint=hint)
-    if not trusted:
-        stats["hashed"] += f.size
     holder[f.sha256] = m.blob_member(f)
+    return 0 if trusted else f.size
 
 
 def _hexes(hashers: Sequence[Hasher]) -> tuple[str, str | None]:
@@ -621,13 +620,10 @@ class _Importer:
     def _take(self, users: list[_Target], name: str, bm: BundleModel, f: BundleFile,
               fill: Callable[[memoryview], None]) -> None:
         """Stream the bytes into an O_EXCL temp file in the repo's blobs folder while hashing; keep them if they verify."""
-        repo_dir = self.cache.repo_dir(bm.repo)
-        try:
-            real_dir(repo_dir, self.cache.cache_dir)
-            fd, temp = new_temp(real_dir(blobs_dir(self.cache.cache_dir, bm.repo), repo_dir), IMPORT_PREFIX)
-        except OSError as exc:
-            self._fail(users, f"cannot write into {self.cache.cache_dir}: {exc.strerror or exc}", exc)
+        made = self._temp(users, bm)
+        if made is None:
             return  # its data is skipped with the next member
+        fd, temp = made
         hashers = new_hashers(f.size, is_git_sha1(f.blob))
         kept = False
         try:
@@ -649,18 +645,25 @@ class _Importer:
         if kept:
             self._place_ready()
 
+    def _temp(self, users: list[_Target], bm: BundleModel) -> tuple[int, Path] | None:
+        """An O_EXCL temp file (0600) in the repo's own blobs folder, or None after failing the users."""
+        repo_dir = self.cache.repo_dir(bm.repo)
+        try:
+            real_dir(repo_dir, self.cache.cache_dir)
+            return new_temp(real_dir(blobs_dir(self.cache.cache_dir, bm.repo), repo_dir), IMPORT_PREFIX)
+        except OSError as exc:
+            self._fail(users, f"cannot write into {self.cache.cache_dir}: {exc.strerror or exc}", exc)
+            return None
+
     def _copy(self, users: list[_Target], name: str, bm: BundleModel, f: BundleFile, reader: TarReader) -> None:
         """A blob member of a plain bundle file into an O_EXCL temp file (0600: no one else can change it before it
         is placed), by the kernel; then hashed from that file on a helper thread while the next member is copied. It
         is kept only if it hashes to its pin (_collect). A file never stalls, so a model waits at most one member
         for its place."""
-        repo_dir = self.cache.repo_dir(bm.repo)
-        try:
-            real_dir(repo_dir, self.cache.cache_dir)
-            fd, temp = new_temp(real_dir(blobs_dir(self.cache.cache_dir, bm.repo), repo_dir), IMPORT_PREFIX)
-        except OSError as exc:
-            self._fail(users, f"cannot write into {self.cache.cache_dir}: {exc.strerror or exc}", exc)
+        made = self._temp(users, bm)
+        if made is None:
             return  # its data is skipped with the next member
+        fd, temp = made
         try:
             copied = reader.copy_to(fd, f.size)
             self.pump.move(f.size - copied, reader.fill, lambda v: write_all(lambda d: os.write(fd, d), v), ())

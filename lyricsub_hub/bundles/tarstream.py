@@ -7,7 +7,9 @@ never left to it). What a member may be, and where it may go, is bundle.py's dec
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 import tarfile
 import time
 from collections.abc import Callable, Sequence
@@ -140,6 +142,7 @@ class Counter:
 class TarWriter:
     def __init__(self, sink: Any) -> None:
         self.sink = sink
+        self._direct = isinstance(sink, Counter) and _plain_file(sink.raw)  # copy_from may use the kernel
         self.mtime = int(time.time())
         self.count = 0  # tar bytes, before any compression
 
@@ -151,18 +154,9 @@ class TarWriter:
         """Up to size bytes of fd (from offset 0) straight into a plain output file, in the kernel (copy_file_range);
         returns the bytes copied: 0 into a pipe, through zstd, or where the kernel refuses, and the caller writes
         the rest the usual way."""
-        out = self.sink.raw if isinstance(self.sink, Counter) and _plain_file(self.sink.raw) else None
-        if out is None:
+        if not self._direct:
             return 0
-        done = 0
-        while done < size:
-            try:
-                got = os.copy_file_range(fd, out.fileno(), size - done, done)
-            except OSError:
-                break
-            if not got:
-                break  # shorter than it should be: the caller's read says so
-            done += got
+        done, _ = _kernel_copy(fd, self.sink.raw.fileno(), size, 0)  # short or refused: the caller writes the rest
         self.sink.count += done
         self.count += done
         return done
@@ -262,17 +256,9 @@ class Source:
         zstd stream or where the kernel refuses (another file system); the caller moves the rest the usual way."""
         if not self.direct:
             return 0
-        src = cast("Any", self.raw).fileno()  # a FileIO (_kernel says so)
-        done = 0
-        while done < n:
-            try:
-                got = os.copy_file_range(src, fd, n - done)
-            except OSError:
-                self._kernel = False  # EXDEV, EINVAL, ENOSYS...: plain reads from here on
-                break
-            if not got:
-                break  # the end of the file: the caller's fill says the bundle is cut short
-            done += got
+        done, refused = _kernel_copy(cast("Any", self.raw).fileno(), fd, n)  # short: the caller's fill says it is cut
+        if refused:
+            self._kernel = False  # plain reads from here on
         self.pos += done
         self.arrived += done
         return done
@@ -296,15 +282,27 @@ class Member:
 
 def _plain_file(raw: object) -> bool:
     """A regular file opened without a buffer (io.FileIO): its descriptor's offset is exactly what was read or written."""
-    import io
-    import stat
-
     if not isinstance(raw, io.FileIO) or not hasattr(os, "copy_file_range"):
         return False
     try:
         return stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
     except (OSError, ValueError):
         return False
+
+
+def _kernel_copy(src: int, dst: int, n: int, src_at: int | None = None) -> tuple[int, bool]:
+    """Up to n bytes from src to dst with copy_file_range (from src_at, else src's offset; dst's offset either way).
+    Returns (bytes copied, whether the kernel refused: EXDEV, EINVAL, ENOSYS...); a short count is the source's end."""
+    done = 0
+    while done < n:
+        try:
+            got = os.copy_file_range(src, dst, n - done, None if src_at is None else src_at + done)
+        except OSError:
+            return done, True
+        if not got:
+            break
+        done += got
+    return done, False
 
 
 class TarReader:

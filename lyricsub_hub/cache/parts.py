@@ -118,8 +118,10 @@ class PartFile:
     def _load(self) -> None:
         record = read_record(self._rec)
         if record is None or record.get("size") != self.size or record.get("sha256") != self.sha256:
-            if os.fstat(self.fd).st_size:  # unknown content: nothing of it can be kept
-                _empty(self.fd)
+            # Unknown content: nothing of it can be kept. A new, empty file is never truncated: ext4 writes out a
+            # file truncated to zero when it is closed (auto_da_alloc), 0.2 s per 512 MiB after every download.
+            if os.fstat(self.fd).st_size:
+                os.ftruncate(self.fd, 0)
             return
         ranges = record_ranges(record, self.size)
         on_disk = os.fstat(self.fd).st_size
@@ -147,7 +149,7 @@ class PartFile:
     def reset(self) -> None:
         """Forget every byte (a server ignored Range, or the whole file failed its hash)."""
         with self.lock:
-            _empty(self.fd)
+            os.ftruncate(self.fd, 0)
             self.done = RangeSet()
             self._save()
 
@@ -171,13 +173,6 @@ class PartFile:
         self.close()
         for path in (self.paths.part, self.paths.ranges):
             unlink_inside(path, self.repo_dir)
-
-
-def _empty(fd: int) -> None:
-    """Drop a part file's bytes. Never called on a file that is already empty: ext4 marks a file truncated to zero
-    and, when it is closed, writes all of it out before close returns (auto_da_alloc, meant for editors that
-    rewrite a file in place), which cost 0.2 s per 512 MiB after every download."""
-    os.ftruncate(fd, 0)
 
 
 def read_record(fd: int) -> dict[str, object] | None:
