@@ -154,7 +154,7 @@ COMMANDS: dict[str, Command] = {
     "export": Command("write models and what they require (blobs, links, refs, a manifest) into one bundle file for "
                       "machines without network", "bundle_cmds", _export),
     "import": Command("put the models of a bundle into the cache, every byte checked against the index's pins",
-                      "bundle_cmds", _import, loads_libraries=True),
+                      "bundle_cmds", _import),
     "doctor": Command("will inference work here, offline, now? one screen of findings", "doctor_cmd", _names,
                       loads_libraries=True),
 }

@@ -1,6 +1,6 @@
 """File operations that stay safe in a cache other local users can write to.
 
-New files are made with O_EXCL (mkstemp) and never through a planted link;
+New files are made with O_EXCL (as mkstemp does) and never through a planted link;
 existing ones are opened with O_NOFOLLOW and must be regular files we own with
 one link; nothing is ever unlinked outside the folder it belongs to. One copy of
 atomic writing for the whole package.
@@ -133,9 +133,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, fsync: bool = Fa
 
     The mode is set on the descriptor (mkstemp makes 0600): less the umask, plus group read/write where a group
     shares the folder (file_mode); a private mode (0600) stays private."""
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _exclusive(path.parent, f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -151,10 +149,20 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, fsync: bool = Fa
 
 def new_temp(folder: Path, prefix: str) -> tuple[int, Path]:
     """An O_EXCL temp file in folder (never an existing name, never through a link)."""
-    import tempfile
+    return _exclusive(folder, prefix)
 
-    fd, name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
-    return fd, Path(name)
+
+def _exclusive(folder: Path, prefix: str) -> tuple[int, Path]:
+    """tempfile.mkstemp's contract (O_EXCL|O_NOFOLLOW, mode 0600, a random name, another on a clash) without
+    importing tempfile, which costs a command's start 1.5 ms (random, shutil)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        path = folder / f"{prefix}{os.urandom(6).hex()}.tmp"
+        try:
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f"no free temporary name in {folder}")
 
 
 def open_own(path: Path, flags: int) -> int:

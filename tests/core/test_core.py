@@ -149,3 +149,20 @@ def test_a_fix_keeps_the_words_around_its_command_in_the_line_not_in_the_data() 
     fix = Fix("warm", "whisper:tiny", before="free space, then ", after=" (on this machine)")
     assert fix == "free space, then lyricsub-hub warm whisper:tiny (on this machine)"
     assert fix.as_json() == {"command": "warm", "args": ["whisper:tiny"], "env": {}, "note": None}
+
+
+def test_new_temp_is_private_fresh_and_tries_another_name_on_a_clash(tmp_path: Path, mocker) -> None:
+    """mkstemp's contract without importing tempfile: 0600, never an existing name, never a planted link."""
+    from lyricsub_hub.core.fs import new_temp
+
+    names = iter([b"\x01" * 6, b"\x01" * 6, b"\x02" * 6])
+    mocker.patch("lyricsub_hub.core.fs.os.urandom", side_effect=lambda n: next(names))
+    fd, first = new_temp(tmp_path, ".x-")
+    os.close(fd)
+    first.unlink()
+    first.symlink_to(tmp_path / "victim")  # a link planted at the next name it would pick
+    fd, second = new_temp(tmp_path, ".x-")
+    os.close(fd)
+    assert second != first and second.name == ".x-020202020202.tmp"
+    assert (second.stat().st_mode & 0o777) == 0o600
+    assert not (tmp_path / "victim").exists()
