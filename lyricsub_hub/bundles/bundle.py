@@ -19,13 +19,13 @@ import json
 import os
 import shutil
 import tarfile
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
 
-from ..cache.hashing import digest_fd
 from ..cache.layout import IMPORT_PREFIX, blobs_dir, cache_key, link_target, repo_folder, snapshot_dir
 from ..cache.records import Stamp
 from ..cache.status import not_available_error
@@ -45,6 +45,7 @@ from .tarstream import (
     TarReader,
     TarWriter,
     Truncated,
+    carry,
     clean_name,
     fill_from_fd,
     kind_word,
@@ -67,6 +68,7 @@ MAX_MANIFEST = 16 << 20
 MAX_REF = 256
 MAX_DEPTH = 8  # of the manifest's JSON: format 1 nests 5 deep (document, models, model, files, file)
 MAX_SIZE = 1 << 50  # bytes: no pinned file is larger (1 PiB); a 400-digit size is no size
+IN_FLIGHT = 4  # blobs handed to each helper thread at most (each holds a temp file open)
 SPARE_MEMBERS = 64  # members a bundle may hold beyond what its manifest lists (folders a re-packing tar adds)
 
 
@@ -336,7 +338,8 @@ def export_bundle(plan: ExportPlan, out: BinaryIO, *, compress: bool = False) ->
     if compress:
         import zstandard
 
-        zst = zstandard.ZstdCompressor(level=3, threads=-1).stream_writer(cast("Any", counter), closefd=False)
+        sink: Any = counter  # zstd writes through its write(); it needs no more of a file
+        zst = zstandard.ZstdCompressor(level=3, threads=-1).stream_writer(sink, closefd=False)
     tar = TarWriter(zst if zst is not None else counter)
     pump = Pump()
     done: set[tuple[str, str]] = set()  # (repo, blob) members written
@@ -443,11 +446,80 @@ class _Held:
     stamp: Stamp | None = None
 
 
+class _Job:
+    """One call run on a helper thread: done is set when it returned or raised."""
+
+    def __init__(self, call: Callable[[], int]) -> None:
+        self.call = call
+        self.done = threading.Event()
+        self._value = 0
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._value = self.call()
+        except BaseException as exc:  # handed to whoever asks for the result, on the importing thread
+            self._error = exc
+        finally:
+            self.done.set()
+
+    def result(self) -> int:
+        self.done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class _Helpers:
+    """A few threads that run jobs in order of submission. concurrent.futures would do, but importing it (and the
+    logging it imports) costs an import command 5 ms of start-up, a tenth of its distance to tar -x."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._jobs: deque[_Job] = deque()
+        self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    def submit(self, call: Callable[[], int]) -> _Job:
+        job = _Job(call)
+        with self._cond:
+            self._jobs.append(job)
+            self._cond.notify()
+        if len(self._threads) < self.workers:
+            thread = threading.Thread(target=self._work, name=f"lyricsub-import-{len(self._threads)}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return job
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs and not self._closed:
+                    self._cond.wait()
+                if not self._jobs:
+                    return
+                job = self._jobs.popleft()
+            job.run()
+
+    def close(self) -> None:
+        """Jobs not started are dropped (their result is 0 bytes); running ones are waited for."""
+        with self._cond:
+            self._closed = True
+            for job in self._jobs:
+                job.done.set()
+            self._jobs.clear()
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join()
+
+
 @dataclass(frozen=True)
 class _Hashing:
-    """A blob copied into its temp file, hashed on a helper thread; judged by _collect."""
+    """A blob of a plain bundle file being read, hashed and written into its temp file on a helper thread."""
 
-    future: Any  # concurrent.futures.Future[Digest]
+    job: _Job  # its result: the bytes carried
+    hashers: list[Hasher]
     users: list[_Target]
     bm: BundleModel
     f: BundleFile
@@ -463,8 +535,9 @@ class _Importer:
         self.links: dict[str, tuple[_Target, str]] = {}
         self.refs: dict[str, list[_Target]] = {}
         self.held: dict[str, _Held] = {}  # blob member -> verified bytes
-        self.hashing: dict[str, _Hashing] = {}  # blob member -> its temp file, being hashed on a helper thread
-        self._hashers: Any = None
+        self.hashing: dict[str, _Hashing] = {}  # blob member -> its temp file, being filled on a helper thread
+        self.helpers = _Helpers(min(4, os.cpu_count() or 1))
+        self._stop = threading.Event()
         self.strays = 0  # refused members: a count and the first one, never a list a flood could grow
         self.first_stray = ""
         self.members = 0
@@ -577,11 +650,10 @@ class _Importer:
             self._fail(users, f"refused {name}: a {kind_word(m.kind)} where a file was expected")
         elif m.size != f.size:
             self._fail(users, f"refused {f.name}: the bundle holds {m.size} bytes, the pin says {f.size}")
-        else:
-            if reader.direct:
-                self._copy(users, name, bm, f, reader)
-            else:  # a pipe or zstd: hashed as it streams, placed at once (a stalled stream must not hold back a model)
-                self._take(users, name, bm, f, reader.fill)
+        elif (at := reader.hand_off()) is not None:
+            self._hand(users, name, bm, f, *at)
+        else:  # a pipe or zstd: hashed as it streams, placed at once (a stalled stream must not hold back a model)
+            self._take(users, name, bm, f, reader.fill)
 
     def _hard_link(self, users: list[_Target], name: str, bm: BundleModel, f: BundleFile, m: Member) -> None:
         """The same bytes in another repo: copied from the blob this import verified, or from the cache where a model
@@ -655,55 +727,43 @@ class _Importer:
             self._fail(users, f"cannot write into {self.cache.cache_dir}: {exc.strerror or exc}", exc)
             return None
 
-    def _copy(self, users: list[_Target], name: str, bm: BundleModel, f: BundleFile, reader: TarReader) -> None:
-        """A blob member of a plain bundle file into an O_EXCL temp file (0600: no one else can change it before it
-        is placed), by the kernel; then hashed from that file on a helper thread while the next member is copied. It
-        is kept only if it hashes to its pin (_collect). A file never stalls, so a model waits at most one member
-        for its place."""
+    def _hand(self, users: list[_Target], name: str, bm: BundleModel, f: BundleFile, src: int, at: int) -> None:
+        """A blob member of a plain bundle file, at offset at: a helper thread reads, hashes and writes it into an
+        O_EXCL temp file (0600: no one else can change it before it is placed) while this thread reads the next
+        headers and hands on the next blobs, so the blobs of a bundle are hashed on every core at once. It is kept
+        only if it hashes to its pin (_collect)."""
+        while len(self.hashing) >= IN_FLIGHT * self.helpers.workers:  # each holds a descriptor: a bounded number
+            next(iter(self.hashing.values())).job.done.wait()  # the oldest: the helpers take them in order
+            self._collect(wait=False)
         made = self._temp(users, bm)
         if made is None:
-            return  # its data is skipped with the next member
-        fd, temp = made
-        try:
-            copied = reader.copy_to(fd, f.size)
-            self.pump.move(f.size - copied, reader.fill, lambda v: write_all(lambda d: os.write(fd, d), v), ())
-        except OSError as exc:
-            os.close(fd)
-            _unlink(temp)
-            self._fail(users, f"could not write {f.name}: {exc.strerror or exc}", exc)
             return
-        except BaseException:
-            os.close(fd)
-            _unlink(temp)
-            raise
-        future = self._hash_pool().submit(digest_fd, fd, git_sha1=is_git_sha1(f.blob))
-        self.hashing[name] = _Hashing(future, users, bm, f, fd, temp)
-
-    def _hash_pool(self) -> Any:
-        if self._hashers is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._hashers = ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1), thread_name_prefix="lyricsub-import-hash")
-        return self._hashers
+        fd, temp = made
+        hashers = new_hashers(f.size, is_git_sha1(f.blob))
+        job = self.helpers.submit(lambda: carry(src, at, f.size, fd, hashers, self._stop))
+        self.hashing[name] = _Hashing(job, hashers, users, bm, f, fd, temp)
 
     def _collect(self, *, wait: bool) -> None:
-        """Judge the blobs whose hashing ended (all of them with wait); place every model whose blobs all verified."""
+        """Judge the blobs whose helper is done (all of them with wait); place every model whose blobs all verified."""
         kept = False
         for name, h in list(self.hashing.items()):
-            if not wait and not h.future.done():
+            if not wait and not h.job.done.is_set():
                 continue
             del self.hashing[name]
+            problem, exc = "", None
             try:
-                digest = h.future.result()
-            except OSError as exc:
-                problem = f"could not be read back ({exc.strerror or exc})"
+                carried = h.job.result()
+            except OSError as err:
+                problem, exc = f"could not write {h.f.name}: {err.strerror or err}", err
             else:
-                problem = (f"is {digest.size} bytes, the pin says {h.f.size}" if digest.size != h.f.size
-                           else _digest_problem(h.f, digest.sha256, digest.git_sha1))
+                if carried < h.f.size:
+                    problem = f"refused {h.f.name}: the bundle ends inside it ({carried} of {h.f.size} bytes)"
+                elif why := _digest_problem(h.f, *_hexes(h.hashers)):
+                    problem = f"refused {h.f.name}: its bytes in the bundle {why}"
             if problem:
                 os.close(h.fd)
                 _unlink(h.temp)
-                self._fail(h.users, f"refused {h.f.name}: its bytes in the bundle {problem}")
+                self._fail(h.users, problem, exc)
             else:
                 self.held[name] = _Held(h.bm.repo, h.f.blob, h.f.sha256, h.f.size, h.fd, h.temp)
                 kept = True
@@ -786,8 +846,8 @@ class _Importer:
     def cleanup(self) -> None:
         """Temp files no model published go: a model that failed leaves no new blobs. Placed models stay."""
         self.pump.close()
-        if self._hashers is not None:
-            self._hashers.shutdown(wait=True)
+        self._stop.set()  # only blobs not yet judged are still being carried: interrupted, or the import failed
+        self.helpers.close()
         for h in self.hashing.values():  # cut short before they were judged
             os.close(h.fd)
             _unlink(h.temp)

@@ -320,3 +320,73 @@ def test_a_file_changed_since_its_record_is_hashed_on_export(warmed, small_repos
     os.utime(entry)
     report = export_file(plan, tmp_path / "b.tar")
     assert report.hashed == entry.stat().st_size
+
+
+def _many_files(hub, tmp_path, cache_dir, n: int = 24) -> tuple[Path, Path]:
+    """A model of n weight files, warmed and exported to a plain bundle file: (index, bundle)."""
+    files = {"many.yaml": b"models: ['w']\n", **{f"w{i:02d}.th": payload(i, 70_000) for i in range(n)}}
+    index = write_index(tmp_path / "i.yaml", [add(hub, "demucs:many", "test/many", files)])
+    warm(index, cache_dir, hub, ["demucs:many"])
+    bundle = tmp_path / "b.tar"
+    assert main(["export", "demucs:many", "-o", str(bundle), "--index", str(index)]) == 0
+    return index, bundle
+
+
+def test_a_bundle_file_is_carried_on_helper_threads_with_few_blobs_at_once(hub, tmp_path, cache_dir, mocker) -> None:
+    """The blobs of a plain bundle file are read, hashed and written on helper threads; the reader never runs more
+    than a few ahead of them (each holds a temp file open: a bundle of thousands of files must not run out)."""
+    import time
+
+    from lyricsub_hub.bundles import bundle as bundle_mod
+
+    index, bundle = _many_files(hub, tmp_path, cache_dir)
+    real_carry = bundle_mod.carry
+
+    def slow_carry(*args, **kwargs):  # helpers slower than the reader: without a bound every blob would be in flight
+        time.sleep(0.02)
+        return real_carry(*args, **kwargs)
+
+    mocker.patch.object(bundle_mod, "carry", slow_carry)
+    ahead: list[int] = []
+    real_hand = bundle_mod._Importer._hand
+
+    def hand(self, *args, **kwargs):
+        real_hand(self, *args, **kwargs)
+        ahead.append(len(self.hashing))
+
+    mocker.patch.object(bundle_mod._Importer, "_hand", hand)
+    mgr = ModelManager(index, tmp_path / "t")
+    with open(bundle, "rb", buffering=0) as fh:
+        report = import_bundle(mgr.cache, mgr.index, fh)
+    assert [(m.name, m.state) for m in report.models] == [("demucs:many", "imported")]
+    assert len(ahead) == 24 + 1  # every blob went through a helper
+    assert max(ahead) <= bundle_mod.IN_FLIGHT * min(4, os.cpu_count() or 1)
+    assert mgr.status("demucs:many", verify="deep").available
+
+
+def test_an_interrupted_import_of_a_bundle_file_leaves_no_temp_file_and_no_thread(hub, tmp_path, cache_dir, mocker) -> None:
+    """Ctrl-C while helpers carry blobs: they stop, their temp files go, the model is not half placed."""
+    import threading
+
+    from lyricsub_hub.bundles import bundle as bundle_mod
+    from lyricsub_hub.cache.layout import IMPORT_PREFIX
+
+    index, bundle = _many_files(hub, tmp_path, cache_dir)
+    real_hand = bundle_mod._Importer._hand
+    calls = []
+
+    def hand(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        real_hand(self, *args, **kwargs)
+
+    mocker.patch.object(bundle_mod._Importer, "_hand", hand)
+    target = tmp_path / "t"
+    mgr = ModelManager(index, target)
+    with open(bundle, "rb", buffering=0) as fh, pytest.raises(KeyboardInterrupt):
+        import_bundle(mgr.cache, mgr.index, fh)
+    assert [p.name for p in target.rglob(f"{IMPORT_PREFIX}*")] == []
+    assert [t.name for t in threading.enumerate() if t.name.startswith("lyricsub-import")] == []
+    assert not mgr.status("demucs:many").available
+    assert not list(target.rglob("snapshots/*/*"))

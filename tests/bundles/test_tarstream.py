@@ -1,4 +1,4 @@
-"""Moving bundle bytes: every byte reaches the sink, in writes the kernel handles at full speed."""
+"""Moving bundle bytes: every byte reaches the sink (and the hash), in writes the kernel handles at full speed."""
 
 from __future__ import annotations
 
@@ -82,36 +82,99 @@ def test_a_failed_write_leaves_no_hashing_behind() -> None:
         pump.close()
 
 
-def test_a_plain_bundle_file_is_copied_by_the_kernel(tmp_path, mocker) -> None:
-    """Import reads a bundle file with no buffer: member bytes go file to file with copy_file_range, none through
-    Python, and the stream goes on exactly after them."""
+def test_a_plain_bundle_file_hands_a_member_to_a_helper_and_reads_on_after_it(tmp_path) -> None:
+    """Import reads a bundle file with no buffer: a member's data is left where it lies (its offset goes to a helper
+    thread, which reads it with pread) and the stream goes on exactly after it."""
     from lyricsub_hub.bundles.tarstream import Source
 
     data = os.urandom(3 << 20)
     src_path = tmp_path / "b.tar"
     src_path.write_bytes(b"HEAD" + data + b"TAIL")
-    kernel = mocker.spy(os, "copy_file_range")
-    out = tmp_path / "out"
-    with open(src_path, "rb", buffering=0) as raw, open(out, "wb", buffering=0) as dst:
+    with open(src_path, "rb", buffering=0) as raw:
         src = Source(raw)
         assert src.exact(4) == b"HEAD"
-        assert src.copy_to(dst.fileno(), len(data)) == len(data)
+        assert src.hand_off(len(data)) == 4
         assert src.exact(4) == b"TAIL"
-    assert out.read_bytes() == data
-    assert kernel.call_count >= 1
+        assert src.arrived == len(data) + 8
 
 
-def test_a_pipe_or_a_buffered_source_is_read_the_usual_way(tmp_path) -> None:
-    """No descriptor whose offset is what was read (a BytesIO, a buffered file): nothing is copied by the kernel."""
+def test_a_file_too_short_for_the_member_is_not_handed_off(tmp_path) -> None:
+    """A bundle cut inside a member is read the usual way, so the cut is reported where it is."""
+    from lyricsub_hub.bundles.tarstream import Source, Truncated
+
+    path = tmp_path / "b.tar"
+    path.write_bytes(b"HEAD" + bytes(1000))
+    with open(path, "rb", buffering=0) as raw:
+        src = Source(raw)
+        src.exact(4)
+        assert src.hand_off(1001) is None
+        with pytest.raises(Truncated, match="at byte 1004"):
+            src.exact(1001)
+
+
+def test_a_pipe_or_a_buffered_source_is_never_handed_off(tmp_path) -> None:
+    """No descriptor whose offset is what was read (a BytesIO, a buffered file): its bytes are read as they come."""
     import io
 
     from lyricsub_hub.bundles.tarstream import Source
 
     path = tmp_path / "b.tar"
     path.write_bytes(b"HEAD" + bytes(1000))
-    with open(tmp_path / "out", "wb", buffering=0) as dst:
-        assert Source(io.BytesIO(path.read_bytes())).copy_to(dst.fileno(), 10) == 0
-        with open(path, "rb") as buffered:
-            src = Source(buffered)
-            src.exact(4)
-            assert src.copy_to(dst.fileno(), 10) == 0
+    assert Source(io.BytesIO(path.read_bytes())).hand_off(10) is None
+    with open(path, "rb") as buffered:
+        src = Source(buffered)
+        src.exact(4)
+        assert src.hand_off(10) is None
+
+
+def test_skipping_a_member_of_a_plain_file_reads_none_of_it(tmp_path, mocker) -> None:
+    """A member the import does not need (its model is in the cache already) is passed over by lseek, not read."""
+    from lyricsub_hub.bundles.tarstream import Source, TarReader
+
+    path = tmp_path / "b.tar"
+    path.write_bytes(b"HEAD" + bytes(8 << 20) + b"TAIL")
+    with open(path, "rb", buffering=0) as raw:
+        reader = TarReader(Source(raw))
+        reader.src.exact(4)
+        reads = mocker.spy(raw, "readinto")
+        reader.src.pass_over(8 << 20, memoryview(bytearray(1 << 20)))
+        assert reads.call_count == 0
+        assert reader.src.exact(4) == b"TAIL"
+
+
+def test_carry_writes_the_very_bytes_it_hashes(tmp_path) -> None:
+    """The helper's copy: the bytes of the member, and nothing around them, reach the file and the hash."""
+    from lyricsub_hub.bundles.tarstream import CARRY, carry
+
+    data = os.urandom(3 * CARRY + 12345)
+    src_path = tmp_path / "b.tar"
+    src_path.write_bytes(b"HEAD" + data + b"TAIL")
+    sha = hashlib.sha256()
+    src = os.open(src_path, os.O_RDONLY)
+    dst = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        assert carry(src, 4, len(data), dst, [sha]) == len(data)
+    finally:
+        os.close(src)
+        os.close(dst)
+    assert (tmp_path / "out").read_bytes() == data
+    assert sha.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_carry_stops_short_at_the_end_of_the_file_or_when_told(tmp_path) -> None:
+    import threading
+
+    from lyricsub_hub.bundles.tarstream import CARRY, carry
+
+    src_path = tmp_path / "b.tar"
+    src_path.write_bytes(bytes(2 * CARRY))
+    stop = threading.Event()
+    src = os.open(src_path, os.O_RDONLY)
+    dst = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        assert carry(src, CARRY, 5 * CARRY, dst, []) == CARRY  # the file ends one CARRY in
+        stop.set()
+        assert carry(src, 0, 2 * CARRY, dst, [], stop) == 0  # an import being cancelled
+    finally:
+        os.close(src)
+        os.close(dst)
