@@ -455,7 +455,10 @@ class Bundles:
                 f"ours, medians of per-repeat ratios; {f.get('repeats', '?')} repeat(s); the commands are fresh processes, tar "
                 f"too). Bundle {f.get('bundle_bytes', '?')} bytes; the same with zstd: {f.get('zstd_bundle_bytes', '?')} bytes, "
                 f"export {f.get('zstd_export_MBps', '?')} MB/s, import {f.get('zstd_import_MBps', '?')} MB/s (information). "
-                f"bench_bundle's own verdict (`met`, on the in-process ratios): {f.get('met', '?')}."]
+                f"bench_bundle's own verdict (`met`, on the in-process ratios): {f.get('met', '?')}.",
+                "Per-repeat seconds (the commands are the installed console script; each import starts from an empty "
+                "cache and an empty state folder, so it parses the index's YAML too): "
+                + "; ".join(f"{k} {' '.join(f'{x:.3f}' for x in v)}" for k, v in f.get("seconds", {}).items()) + "."]
 
 
 def fig_bundles(plan: Plan) -> Bundles:
