@@ -34,7 +34,16 @@ from ..core.checks import is_commit, is_git_sha1, is_repo_id, is_sha256, safe_fi
 from ..core.digest import mismatch, new_hashers
 from ..core.fs import UMASK, new_temp, real_dir
 from ..core.text import human_size, printable
-from ..errors import BundleError, BundleFormatError, DiskSpaceError, Fix, Hint, LyricsubError, UnsafeCacheError
+from ..errors import (
+    BundleError,
+    BundleFormatError,
+    DiskSpaceError,
+    Fix,
+    Hint,
+    LyricsubError,
+    UnsafeCacheError,
+    local_error,
+)
 from ..index import ModelIndex, ModelSpec, unpinned_error
 from .tarstream import (
     Counter,
@@ -595,6 +604,14 @@ class _Importer:
         probe = self.cache.cache_dir
         while not probe.exists() and probe != probe.parent:
             probe = probe.parent
+        if any(t.state == "pending" for t in self.targets) and not os.access(probe, os.W_OK):
+            read_only = bool(os.statvfs(probe).f_flag & getattr(os, "ST_RDONLY", 1))
+            code = errno.EROFS if read_only else errno.EACCES
+            names = ", ".join(t.bm.name for t in self.targets if t.state == "pending")
+            error = local_error(OSError(code, os.strerror(code), str(self.cache.cache_dir)), model=names,
+                                cache_dir=self.cache.cache_dir)
+            assert error is not None  # EROFS and EACCES always have their line
+            raise error  # one line for the whole import, before anything is written
         free = shutil.disk_usage(probe).free
         if needed > free:
             names = ", ".join(t.bm.name for t in self.targets if t.state == "pending")
@@ -831,9 +848,12 @@ class _Importer:
             if t.state != "pending":
                 continue
             t.state = "failed"
+            local = local_error(exc, model=t.bm.name, cache_dir=self.cache.cache_dir) if exc is not None else None
             if exc is not None and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 t.error = DiskSpaceError(f"not imported: {words}", model=t.bm.name,
                                          hint="free space, then run the same import again")
+            elif local is not None:  # a folder of the cache this user may not write: its fix, not "export again"
+                t.error = local
             else:
                 t.error = BundleError(f"not imported: {words}; nothing of it was placed", model=t.bm.name,
                                       hint=hint or _again(t.bm.name))
@@ -878,8 +898,8 @@ def _unlink(path: Path) -> None:
 def import_bundle(cache: Cache, index: ModelIndex, source: Readable, *, keep_refs: bool = False) -> ImportReport:
     """Put the models of a bundle stream into the cache, every byte hashed and checked against the manifest and the index.
 
-    Raises BundleFormatError (exit 2) when the stream is no bundle and DiskSpaceError (exit 4) when the disk is too
-    small, both before anything is written; each model that fails has its one-line error in the report.
+    Raises BundleFormatError (exit 2) when the stream is no bundle, DiskSpaceError (exit 4) when the disk is too
+    small and LocalStorageError (exit 4) when the cache cannot be written, all before anything is written; each model that fails has its one-line error in the report.
     """
     started = time.monotonic()
     src = Source(source)

@@ -184,3 +184,21 @@ def test_disk_check_counts_the_bytes_an_interrupted_download_already_holds(hub, 
         assert held_bytes(cache, repo.repo, sha256(data)) == HELD  # the partial is kept for when there is room
         snapshots = repo_dir(cache, repo.repo) / "snapshots"
         assert not snapshots.exists() or not any(snapshots.rglob("w.*"))
+
+
+def test_import_into_a_read_only_cache_fails_in_one_line_before_writing(hub, warmed, cache_dir, read_only, tmp_path) -> None:
+    """A bundle of a model the read-only cache lacks: one line naming it and the read-only cache, exit 4, nothing
+    written; a bundle of what the cache already holds imports with no write at all."""
+    _, index = warmed
+    other = tmp_path / "other"
+    assert ModelDownloader(ModelManager(index, other, endpoint=hub.endpoint)).download_model("whisper:cold").success
+    cold, present = tmp_path / "cold.tar", tmp_path / "present.tar"
+    assert run_cli("export", "whisper:cold", "-o", str(cold), "--index", str(index), "--cache-dir", str(other)).returncode == 0
+    assert run_cli("export", NAME, "-o", str(present), "--index", str(index), "--cache-dir", str(cache_dir)).returncode == 0
+    ro = read_only(cache_dir)
+    before = tree_listing(ro)
+    proc = run_cli("import", str(cold), "--index", str(index), "--cache-dir", str(ro))
+    assert_clean_failure(proc.returncode, proc.stdout, proc.stderr, (4,), "whisper:cold", "Read-only file system")
+    assert tree_listing(ro) == before
+    ok = run_cli("import", str(present), "--index", str(index), "--cache-dir", str(ro))
+    assert ok.returncode == 0, ok.stderr
