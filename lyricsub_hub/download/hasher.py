@@ -1,15 +1,19 @@
 """Hash a file as its contiguous prefix grows, while its ranges arrive out of order.
 
-Bytes that arrive exactly at the hashed frontier are hashed from memory (a
-single-connection download never reads its file back); bytes further on are
-hashed from the page cache once the gap before them is filled. The hashing runs
-on its own thread, so the network threads only hand over references.
+Bytes that arrive exactly at the hashed frontier are hashed at once, on the
+connection's own thread, while they are still in the core's cache: a file on one
+connection never hands its bytes to another thread and never reads them back
+(2 x 512 MiB over loopback, one connection each, timed in a prototype: 0.85-0.89 s,
+against 1.08-1.14 s with the hashing on a thread of its own fed by a queue, whose
+held buffers also cost 20,000-38,000 page faults per GiB). Bytes further on are
+hashed from the page cache, on a helper thread started for the first of them,
+once the gap before them is filled. One lock orders every update, so each byte
+is hashed once, in file order.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import threading
 from collections.abc import Callable
 
@@ -25,19 +29,26 @@ class PrefixHasher:
         self.git = git_blob_hasher(size) if git_sha1 else None
         self.frontier = 0
         self.reread = 0  # bytes hashed from the file rather than from memory
-        self._queue: queue.Queue[tuple[int, bytes | memoryview] | None] = queue.Queue(maxsize=64)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="lyricsub-hash", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if prefix():
+            self._behind()  # what an earlier run left is hashed from the file, while the first connection starts
 
     def offer(self, offset: int, data: bytes | memoryview) -> None:
         """Bytes just written at offset (after the ranges record says so)."""
-        self._queue.put((offset, data))
+        with self._lock:
+            frontier = self.frontier
+            if offset <= frontier < offset + len(data) and self._error is None:
+                self._update(memoryview(data)[frontier - offset:])  # a rewrite from byte 0 may straddle it
+        if self._prefix() > self.frontier:  # another connection's bytes lie on disk past the frontier
+            self._behind()
 
     def finish(self) -> tuple[str, str | None]:
         """Hash whatever the frontier has not reached yet; (sha256, git sha1 or None)."""
-        self._queue.put(None)
-        self._thread.join()
+        self._end()
         if self._error is not None:
             raise self._error
         self._catch_up(self.size)
@@ -45,37 +56,56 @@ class PrefixHasher:
 
     def stop(self) -> None:
         """Abandon (the file failed or was cancelled)."""
-        self._queue.put(None)
-        self._thread.join(timeout=5)
+        self._end(timeout=5)
 
     def drop_git(self) -> None:
         """The answer's etag is a sha256 (an LFS file): no git id is needed, and computing it doubled the hashing."""
-        self.git = None
+        with self._lock:
+            self.git = None
 
     def _update(self, data: bytes | memoryview) -> None:
         self.sha256.update(data)
-        git = self.git  # read once: drop_git may run on a network thread meanwhile
-        if git is not None:
-            git.update(data)
+        if self.git is not None:
+            self.git.update(data)
         self.frontier += len(data)
+
+    def _behind(self) -> None:
+        """Wake the helper that hashes from the file (starting it the first time)."""
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None and not self._closing:
+                    self._thread = threading.Thread(target=self._run, name="lyricsub-hash", daemon=True)
+                    self._thread.start()
+        self._wake.set()
+
+    def _end(self, timeout: float | None = None) -> None:
+        with self._lock:
+            self._closing = True
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join(timeout)
 
     def _run(self) -> None:
         try:
-            self._catch_up(self._prefix())  # what an earlier run left
-            while (item := self._queue.get()) is not None:
-                offset, data = item
-                if offset == self.frontier:
-                    self._update(data)
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._closing:
+                    return
                 self._catch_up(self._prefix())
         except BaseException as exc:  # reported by finish()
             self._error = exc
-            while self._queue.get() is not None:  # keep writers from blocking on a full queue
-                pass
 
     def _catch_up(self, end: int) -> None:
-        while self.frontier < end:
-            data = os.pread(self.fd, min(_READ, end - self.frontier), self.frontier)
-            if not data:
-                raise OSError(f"part file shorter than its record ({self.frontier} of {end} bytes)")
-            self.reread += len(data)
-            self._update(data)
+        """Hash the file from the frontier to `end`, a piece at a time (a connection at the frontier waits at most
+        one piece for the lock)."""
+        while True:
+            with self._lock:
+                if self.frontier >= end or (self._closing and threading.current_thread() is self._thread):
+                    return
+                data = os.pread(self.fd, min(_READ, end - self.frontier), self.frontier)
+                if not data:
+                    raise OSError(f"part file shorter than its record ({self.frontier} of {end} bytes)")
+                self.reread += len(data)
+                self._update(data)
