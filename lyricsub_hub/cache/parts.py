@@ -3,9 +3,12 @@
 A segmented download writes ranges out of order, so its part file has holes and
 must never carry huggingface_hub's own ".incomplete" name (whose resume logic
 appends to a contiguous prefix). Beside it, the ranges record says what is on
-disk; it is rewritten in one write per update with a length and CRC, so a kill at
-any moment leaves either the old record or the new one, and a torn one (power
-loss) is discarded (that file then starts over; the sha256 check guards the rest).
+disk; it is rewritten in one write with a length and CRC at most every SAVE_EVERY
+seconds while bytes arrive (once per 256 KiB read it cost a JSON dump and a write
+per read) and when the file is closed, so a kill at any moment leaves either the
+old record or the new one, claiming only written bytes and losing at most the
+last SAVE_EVERY of them; a torn one (power loss) is discarded (that file then
+starts over; the sha256 check guards the rest).
 Both files are opened without following links and must be ours.
 """
 
@@ -16,6 +19,7 @@ import json
 import os
 import stat
 import threading
+import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +33,7 @@ from .locks import lock_held, take_lock
 _MAGIC = b"LSHR1"
 MAX_RECORD = 8 << 20  # a record's body: ~400,000 ranges, far more than any download writes
 MAX_FILE = 1 << 50  # no pinned file is larger (1 PiB): any size or offset beyond it in a record is a lie
+SAVE_EVERY = 0.1  # seconds between rewrites of a record while its file's bytes arrive
 PART_ENDINGS = (PART_SUFFIX, RANGES_SUFFIX, HF_INCOMPLETE)  # ours, and huggingface_hub's partial downloads
 
 
@@ -100,6 +105,8 @@ class PartFile:
         real_dir(self.paths.part.parent, self.repo_dir)
         self.lock = threading.Lock()
         self.done = RangeSet()
+        self._saved = 0.0  # when the record was last written (monotonic)
+        self._dirty = False  # bytes are written that the record does not claim yet
         self.fd = self._open(self.paths.part)
         self._rec = self._open(self.paths.ranges)
         self._load()
@@ -138,13 +145,16 @@ class PartFile:
             written += os.pwrite(self.fd, view[written:], offset + written)
         with self.lock:
             self.done.add(offset, offset + len(view))
-            self._save()
+            self._dirty = True
+            if time.monotonic() - self._saved >= SAVE_EVERY:
+                self._save()
 
     def _save(self) -> None:
         body = json.dumps({"size": self.size, "sha256": self.sha256, "ranges": self.done.as_list()},
                           separators=(",", ":")).encode()
         blob = b"%s %d %08x\n" % (_MAGIC, len(body), zlib.crc32(body)) + body
         os.pwrite(self._rec, blob, 0)
+        self._saved, self._dirty = time.monotonic(), False
 
     def reset(self) -> None:
         """Forget every byte (a server ignored Range, or the whole file failed its hash)."""
@@ -160,6 +170,11 @@ class PartFile:
     def close(self) -> None:
         """Close both descriptors once: a second os.close of the same number could close someone else's file."""
         with self.lock:
+            if self._dirty and self._rec >= 0:
+                try:
+                    self._save()
+                except OSError:  # a full disk: the record claims less than is written, never more
+                    pass
             fds, self.fd, self._rec = (self.fd, self._rec), -1, -1
         for fd in fds:
             if fd >= 0:
@@ -170,6 +185,8 @@ class PartFile:
 
     def discard(self) -> None:
         """Remove part and record (after publishing, or when the bytes are worthless)."""
+        with self.lock:
+            self._dirty = False  # no record to bring up to date: it goes too
         self.close()
         for path in (self.paths.part, self.paths.ranges):
             unlink_inside(path, self.repo_dir)

@@ -38,3 +38,43 @@ def test_a_recorded_part_file_keeps_its_bytes(tmp_path) -> None:
     again = PartFile(tmp_path, REPO, SHA, 1 << 20)
     assert again.done.covered() == 4096
     again.close()
+
+
+def _claimed(part: PartFile) -> int:
+    """What the record on disk vouches for now, as a later run (or a kill right now) would find it."""
+    from lyricsub_hub.cache.parts import held_bytes
+
+    return held_bytes(part.cache_dir, REPO, SHA, part.size)
+
+
+def test_the_record_never_claims_more_than_is_written_and_close_brings_it_up_to_date(tmp_path) -> None:
+    """The record is rewritten at most every SAVE_EVERY seconds (once per read, it cost a JSON dump and a write per
+    256 KiB); in between it lags behind the bytes, never ahead of them."""
+    part = PartFile(tmp_path, REPO, SHA, 1 << 20)
+    for i in range(64):
+        part.write(i * 4096, b"x" * 4096)
+        assert _claimed(part) <= (i + 1) * 4096
+    part.close()
+    again = PartFile(tmp_path, REPO, SHA, 1 << 20)
+    assert again.done.covered() == 64 * 4096
+    again.close()
+
+
+def test_while_bytes_arrive_a_kill_loses_at_most_the_last_save_interval(tmp_path) -> None:
+    import time
+
+    from lyricsub_hub.cache.parts import SAVE_EVERY
+
+    part = PartFile(tmp_path, REPO, SHA, 1 << 20)
+    part.write(0, b"x" * 4096)
+    time.sleep(SAVE_EVERY * 1.5)
+    part.write(4096, b"y" * 4096)
+    assert _claimed(part) == 8192  # written a save interval after the last save: on disk without a close
+    part.close()
+
+
+def test_a_discarded_part_file_leaves_no_record_behind(tmp_path) -> None:
+    part = PartFile(tmp_path, REPO, SHA, 1 << 20)
+    part.write(0, b"x" * 4096)
+    part.discard()
+    assert not part.paths.ranges.exists() and not part.paths.part.exists()
