@@ -2,9 +2,11 @@
 
 `Ranged` is the transfer. Every file starts on one connection. A large file whose
 server takes ranges is split late: when the engine has room for another body
-(adapt.py decides how many) and the file's measured rate says the rest would take
-longer than SPLIT_AFTER, half of its largest running range goes to a new
-connection; a connection that finishes early takes half of the largest range
+(adapt.py decides how many), the file's measured rate says the rest would take
+longer than SPLIT_AFTER, and its connections spend most of their time waiting for
+bytes (not writing and hashing them: then this machine is the bound, and a file's
+sha256 is sequential, so another connection only adds work), half of its largest
+running range goes to a new connection; a connection that finishes early takes half of the largest range
 still running. A connection the engine sheds, or one a host refused with 429,
 hands its rest back to the file's pending ranges. Either way the part file keeps
 every finished byte for the next run, the hash grows with the contiguous prefix,
@@ -90,6 +92,8 @@ class _State:
     pending: list[tuple[int, int]] = field(default_factory=list)  # ranges no connection holds now
     got: int = 0  # bytes received in this run (for the file's rate)
     first: float = 0.0  # when the first byte came (monotonic)
+    waited: float = 0.0  # seconds its connections spent waiting for bytes ...
+    worked: float = 0.0  # ... and writing and hashing them
     streams: set[Stream] = field(default_factory=set)
     etag: str | None = None
     refreshes: int = 0
@@ -247,8 +251,13 @@ class Ranged:
                 self._restart(job, st, seg, whole=True)
                 raise _Restart()
             offset = stream.start
+            mark = time.monotonic()
+            worked = 0.0
             for data in stream.chunks():
+                arrived = time.monotonic()
                 with job.lock:
+                    st.waited += arrived - mark
+                    st.worked += worked
                     if seg.gen != st.gen:
                         raise _Restart()
                     n = min(len(data), seg.end - offset)
@@ -267,6 +276,8 @@ class Ranged:
                 engine.count(n)
                 if offset >= seg.end:
                     break
+                mark = time.monotonic()
+                worked = mark - arrived
         finally:
             job.run.unregister(stream.close)
             with job.lock:
@@ -355,8 +366,8 @@ class Ranged:
         with job.lock:
             running = [s.end - s.pos for s in st.segments if s.gen == st.gen]
             pending = sum(e - s for s, e in st.pending)
-            if not st.got or now - st.first < RATE_AFTER:
-                return 0.0
+            if not st.got or now - st.first < RATE_AFTER or st.worked > st.waited:
+                return 0.0  # no rate yet, or the connections are busier writing and hashing than waiting for bytes
             if not pending and not (running and self._worth_splitting(st, max(running), len(running), now)):
                 return 0.0
         return (sum(running) + pending) / (st.got / max(now - st.first, 1e-3))
@@ -366,7 +377,7 @@ class Ranged:
         """Halving a range pays when each half is at least PIECE_MIN and the range alone would still take longer than
         SPLIT_AFTER at one connection's share of the file's rate (a new body costs a request and, on a stolen range,
         the old connection)."""
-        if left < 2 * PIECE_MIN or not st.got or now - st.first < RATE_AFTER:
+        if left < 2 * PIECE_MIN or not st.got or now - st.first < RATE_AFTER or st.worked > st.waited:
             return False
         per = st.got / max(now - st.first, 1e-3) / max(1, running)
         return left / per > SPLIT_AFTER
