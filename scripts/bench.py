@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks of lyricsub-hub, each measured side by side with its anchor in one run; writes docs/benchmarks.md.
 
-    .venv/bin/python scripts/bench.py             # full run (make bench), ~8-10 minutes, writes docs/benchmarks.md
+    .venv/bin/python scripts/bench.py             # full run (make bench), ~10-12 minutes, writes docs/benchmarks.md
     .venv/bin/python scripts/bench.py --quick     # small sizes, a smoke run; prints the report, writes only with --out
     .venv-hf2/bin/python scripts/bench.py --quick # huggingface_hub 2.x, no torch: the load figure is skipped
 
@@ -48,6 +48,7 @@ class Plan:
     lookup_repeats: int = 15
     dl_files: tuple[int, ...] = (512 * MIB, 512 * MIB)
     dl_repeats: int = 5
+    dl_warm_repeats: int = 3
     hash_size: int = GIB
     many: tuple[int, ...] = (256 * MIB,) * 4
     hash_repeats: int = 9
@@ -71,7 +72,7 @@ class Plan:
 
 
 QUICK = Plan(models=3, loops=20, repeats=3, proc_repeats=5, loaded_repeats=3, lookup_repeats=3, dl_files=(16 * MIB, 16 * MIB),
-             dl_repeats=1, hash_size=64 * MIB, many=(16 * MIB,) * 4, hash_repeats=2, verify_repeats=2,
+             dl_repeats=1, dl_warm_repeats=1, hash_size=64 * MIB, many=(16 * MIB,) * 4, hash_repeats=2, verify_repeats=2,
              rss_sizes=(8 * MIB, 32 * MIB, 64 * MIB), rss_repeats=1, load_repeats=1, load_repeats_whisper=1,
              one_file=16 * MIB, model_files=(8 * MIB,) * 3, capped_repeats=1, rate_file=48 * MIB,
              split_sizes=(2 * MIB, 8 * MIB, 16 * MIB), split_repeats=1, bundle_mib=32, bundle_repeats=1,

@@ -4,6 +4,7 @@ into a fresh cache, each tool in its own process, timed, with the peak RSS of th
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import bench_support as bs
@@ -14,16 +15,20 @@ CONNECTIONS = 0  # none given: ours as users run it, the adaptive default (ceili
 
 # --------------------------------------------------------------------------- 3. download (and its peak RSS)
 
+SETTLE = 4.0  # seconds of quiet before each timed run: see Download.notes
+
+
 @dataclass
 class Download:
     sizes: tuple[int, ...]
     repeats: int
-    seconds: dict[str, float]  # ours, hf, curl (absent without curl)
+    seconds: dict[str, float]  # ours, hf, hf_sha256, curl (absent without curl): medians, settled runs
     rss: dict[str, int]
     curl_note: str = ""
     each: dict[str, list[float]] | None = None  # per-repeat seconds, in run order
     cpu: dict[str, list[float]] | None = None  # user + system CPU seconds of each tool's process per repeat (wait4)
     hash_seconds: float = 0.0  # hashlib.sha256 over the same files from the page cache, one core (median of 3)
+    warm: dict[str, list[float]] | None = None  # per-repeat seconds after another process touched and freed memory
 
     @property
     def total(self) -> int:
@@ -31,6 +36,10 @@ class Download:
 
     def rate(self, key: str) -> float:
         return self.total / self.seconds[key]
+
+    def warm_rate(self, key: str) -> float:
+        assert self.warm is not None
+        return self.total / median(self.warm[key])
 
     def rows(self) -> list[Row]:
         what = f"{len(self.sizes)} × {bs.size_label(self.sizes[0])}, no cap, fresh cache each"
@@ -43,36 +52,51 @@ class Download:
         if "curl" in self.seconds:
             rows.append(Row(f"3. Download {what}: `ModelDownloader` vs `curl` (2 parallel transfers to files on the same disk)",
                             rate("ours"), rate("curl"), ratio(self.rate("ours"), self.rate("curl")), "— (ceiling)", None))
+        if self.warm:
+            warm = lambda k: f"{self.warm_rate(k) / MIB:.0f} MiB/s"  # noqa: E731
+            for key, label in (("hf", "raw `snapshot_download`"), ("hf_sha256", "`snapshot_download` + sha256 of each file after")):
+                rows.append(Row(f"3. Download {what}, each run right after another process touched and freed 3 GiB "
+                                f"(freed memory still backed by the host): `ModelDownloader` vs {label}", warm("ours"), warm(key),
+                                ratio(self.warm_rate("ours"), self.warm_rate(key)), "— (report)", None))
         return rows
 
     def notes(self) -> list[str]:
         out = [f"Figure 3: {self.repeats} repeat(s) per tool, interleaved with the order rotating, median of the time each tool spent downloading "
                "(inside the child process, after imports; curl: process wall time). Each run starts from an empty "
-               "cache and ends with the cache deleted and `sync`. Medians: " +
+               f"cache, after the previous run's files were deleted, `sync` and {SETTLE:g} s of quiet. Medians: " +
                ", ".join(f"{k} {v:.2f} s" for k, v in self.seconds.items()) + "."]
-        out.append(f"ModelDownloader runs with {_flags()} (connections adapt to the line up to a ceiling of 32; files of SPLIT_MIN and more are split into ranges) and hashes every byte while it "
-                   "downloads (sha256 on a second thread), so it needs more CPU per GiB than snapshot_download "
-                   "(figure D); on this 2-core machine its figure drops more than the anchor's when other processes take "
-                   "a core (see the CPU line below).")
+        out.append("Why the pause: on this VM memory that lies free for about two seconds goes back to the host (free page "
+                   "reporting: virtio_balloon), and a process that writes into it is slow; one that writes right after "
+                   "another freed its memory is fast. Without the pause a tool inherited the state the tool before it "
+                   "left: snapshot_download (10 MB writes) took 0.4-0.6 s per GiB right after another snapshot_download "
+                   "or after a process touched and freed 3 GiB, and 1.4-1.9 s after ours or after a pause, so figure C "
+                   "depended on the order of the runs. With the pause every run starts from the same state, the one a "
+                   "first download after idle time meets here. The rows 'right after another process touched and freed "
+                   "3 GiB' measure the other state, as a machine whose free memory stays backed would give it.")
+        out.append(f"ModelDownloader runs with {_flags()} (connections adapt to the line up to a ceiling of 32; a file gets a "
+                   "second connection only while its connections spend more time waiting for bytes than writing and "
+                   "hashing them, so over loopback each file keeps one) and hashes every byte on the connection's own "
+                   "thread as it arrives; snapshot_download checks nothing. Hashing the same "
+                   f"{bs.size_label(self.total)} with hashlib.sha256 alone takes {self.hash_seconds:.2f} s on one core here: "
+                   "with two files on two cores shared with the test Hub, that check bounds ours.")
         if self.each and self.cpu:
             out.append("Per-repeat seconds: " + "; ".join(f"{k} " + " ".join(f"{v:.2f}" for v in vs) for k, vs in self.each.items())
                        + ". CPU seconds of each process, per repeat: "
                        + "; ".join(f"{k} " + " ".join(f"{v:.2f}" for v in vs) for k, vs in self.cpu.items()) + ".")
-            if self.rate("ours") < 0.95 * self.rate("hf"):
-                span = lambda k: f"{min(self.each[k]):.2f}-{max(self.each[k]):.2f} s"  # noqa: E731
-                out.append(f"Why the goal is missed here: ours took {span('ours')} per run, snapshot_download {span('hf')}. "
-                           "snapshot_download's times are bimodal on this machine, and its slow runs use far more CPU (the "
-                           "CPU line above), as our bundle writes did in 4 MiB writes before they went in 1 MiB slices; "
-                           f"huggingface_hub writes 10 MB at a time. Hashing the same {bs.size_label(self.total)} with hashlib.sha256 alone takes "
-                           f"{self.hash_seconds:.2f} s on one core here, so a download that checks every byte, as ours "
-                           "does, cannot match snapshot_download's fastest runs; against snapshot_download followed by "
-                           f"that check ours is {ratio(self.rate('ours'), self.rate('hf_sha256'))}. Ours also reads back "
-                           "from the page cache the bytes past each file's hashed prefix (8 ranges per file), on 2 cores "
-                           "shared with the test Hub. Where each connection is capped (figures A, B, F), the ranges are "
-                           "what make ours fast.")
+        if self.warm:
+            out.append("Per-repeat seconds right after another process touched and freed 3 GiB: "
+                       + "; ".join(f"{k} " + " ".join(f"{v:.2f}" for v in vs) for k, vs in self.warm.items()) + ".")
+        if self.rate("ours") < 0.95 * self.rate("hf"):
+            span = lambda k: f"{min(self.each[k]):.2f}-{max(self.each[k]):.2f} s" if self.each else "?"  # noqa: E731
+            out.append(f"Why the goal is missed here: ours took {span('ours')} per run, snapshot_download {span('hf')}.")
         if self.curl_note:
             out.append(self.curl_note)
         return out
+
+
+def touch_memory(size: int = 3 << 30) -> None:
+    """Another process writes every page of `size` bytes and exits: freed memory the host still backs."""
+    bs.run_child([PY, "-c", f"b = bytearray({size}); b[::4096] = bytes(len(b[::4096]))"])
 
 
 def fig_download(hub, plan) -> Download:
@@ -85,33 +109,45 @@ def fig_download(hub, plan) -> Download:
         os.system("apt-get install -y -q curl >/dev/null 2>&1")
         curl = bs.curl_binary()
         curl_note = "curl was missing and was installed with apt-get." if curl else "curl is missing (apt-get failed): no curl row."
+
+    def run(key: str):
+        out = WORK / "dl" / key
+        out.mkdir(parents=True, exist_ok=True)
+        if key == "ours":
+            child = bs.py_child(["download-ours", str(index), str(out / "hub"), str(out / "state"), hub.endpoint, model.name, str(CONNECTIONS)])
+            took, got = child.json()["seconds"], child.json()["bytes"]
+        elif key in ("hf", "hf_sha256"):
+            verify = ["verify"] if key == "hf_sha256" else []
+            child = bs.py_child(["download-hf", model.repo, model.commit, str(out / "hub"), hub.endpoint, *verify])
+            took, got = child.json()["seconds"], child.json()["bytes"]
+        else:
+            args = [a for f in files for a in ("-o", str(out / f))]
+            child = bs.run_child([curl, "-sS", "--fail", "-Z", *args, *[model.url(hub.endpoint, f) for f in files]])
+            assert child.rc == 0, child.stderr
+            took, got = child.seconds, sum(p.stat().st_size for p in out.iterdir() if p.is_file())
+        assert got == model.total, (key, got, model.total)
+        bs.remove(out)
+        os.sync()
+        return took, child
+
     seconds: dict[str, list[float]] = {"ours": [], "hf": [], "hf_sha256": []} | ({"curl": []} if curl else {})
     rss: dict[str, list[int]] = {k: [] for k in seconds}
     cpu: dict[str, list[float]] = {k: [] for k in seconds}
     for i in range(plan.dl_repeats):
-        for key in bs.rotate(list(seconds), i):  # the order rotates: no tool always runs first after a sync
-            out = WORK / "dl" / key
-            out.mkdir(parents=True, exist_ok=True)
-            if key == "ours":
-                child = bs.py_child(["download-ours", str(index), str(out / "hub"), str(out / "state"), hub.endpoint, model.name, str(CONNECTIONS)])
-                took, got = child.json()["seconds"], child.json()["bytes"]
-            elif key in ("hf", "hf_sha256"):
-                verify = ["verify"] if key == "hf_sha256" else []
-                child = bs.py_child(["download-hf", model.repo, model.commit, str(out / "hub"), hub.endpoint, *verify])
-                took, got = child.json()["seconds"], child.json()["bytes"]
-            else:
-                args = [a for f in files for a in ("-o", str(out / f))]
-                child = bs.run_child([curl, "-sS", "--fail", "-Z", *args, *[model.url(hub.endpoint, f) for f in files]])
-                assert child.rc == 0, child.stderr
-                took, got = child.seconds, sum(p.stat().st_size for p in out.iterdir() if p.is_file())
-            assert got == model.total, (key, got, model.total)
+        for key in bs.rotate(list(seconds), i):  # the order rotates: no tool always runs first
+            time.sleep(SETTLE)
+            took, child = run(key)
             seconds[key].append(took)
             rss[key].append(child.maxrss)
             cpu[key].append(child.cpu)
-            bs.remove(out)
-            os.sync()
+    warm: dict[str, list[float]] = {"ours": [], "hf": [], "hf_sha256": []}
+    for i in range(plan.dl_warm_repeats):
+        for key in bs.rotate(list(warm), i):
+            touch_memory()
+            warm[key].append(run(key)[0])
     return Download(plan.dl_files, plan.dl_repeats, {k: median(v) for k, v in seconds.items()},
-                    {k: int(median(v)) for k, v in rss.items()}, curl_note, seconds, cpu, _hash_seconds(list(files.values())))
+                    {k: int(median(v)) for k, v in rss.items()}, curl_note, seconds, cpu, _hash_seconds(list(files.values())),
+                    warm if plan.dl_warm_repeats else None)
 
 
 def _hash_seconds(paths: list) -> float:
