@@ -212,11 +212,12 @@ class LockUnsupportedError(LocalStorageError):
 
 
 def local_error(exc: BaseException, *, model: str | None = None, file: str | None = None, cache_dir: object = None,
-                state_dir: object = None, removing: bool = False) -> LyricsubError | None:
+                state_dir: object = None, removing: bool = False, again: tuple[str, ...] = ()) -> LyricsubError | None:
     """The one line for an OSError raised by the local disk (None for anything else): which folder, what to do.
 
     Permission and read-only errors say whose folder it is and the three ways out (the group owner, a cache of
-    one's own, the folder as a read-only site cache); a full disk says to free space. Both exit 4.
+    one's own, the folder as a read-only site cache); a full disk says to free space. Both exit 4. `again` is the
+    command that wrote (default `warm MODEL`), so an import is told to import again, not to download.
     """
     import errno as _errno
     import os
@@ -244,13 +245,15 @@ def local_error(exc: BaseException, *, model: str | None = None, file: str | Non
         owner = "it is mounted read-only" if exc.errno == _errno.EROFS else "ask its group owner for write access"
         return LocalStorageError(f"{where}; nothing was removed from the cache {cache}: {owner} (README: A cache for "
                                  "a team)", model=model, hint=f"ls -ld {path or cache}")
+    verb = again[0] if again else "warm"
     if exc.errno == _errno.EROFS:
-        what = f"the cache {cache} is read-only here: its models load from it; warm what is missing into a cache of your own"
+        what = f"the cache {cache} is read-only here: its models load from it; {verb} what is missing into a cache of your own"
     else:
         what = (f"the cache {cache} is not writable for you: ask its group owner for write access (README: A cache "
-                "for a team), or warm into a cache of your own and read this one as a site cache")
+                f"for a team), or {verb} into a cache of your own and read this one as a site cache")
+    env = (("HF_HUB_CACHE", "<a folder of your own>"), ("LYRICSUB_SITE_CACHE", cache))
     return LocalStorageError(f"{where}; {what}", model=model,
-                             hint=_again(model, ("HF_HUB_CACHE", "<a folder of your own>"), ("LYRICSUB_SITE_CACHE", cache)))
+                             hint=Fix(again[0], *again[1:], env=env) if again else _again(model, *env))
 
 
 def _under(path: str, folder: str) -> bool:

@@ -79,6 +79,7 @@ MAX_DEPTH = 8  # of the manifest's JSON: format 1 nests 5 deep (document, models
 MAX_SIZE = 1 << 50  # bytes: no pinned file is larger (1 PiB); a 400-digit size is no size
 IN_FLIGHT = 4  # blobs handed to each helper thread at most (each holds a temp file open)
 SPARE_MEMBERS = 64  # members a bundle may hold beyond what its manifest lists (folders a re-packing tar adds)
+_IMPORT_AGAIN = ("import", "FILE")  # the command a local-storage line names as the way out (after a fix of the cache)
 
 
 def _again(name: str) -> Fix:
@@ -609,7 +610,7 @@ class _Importer:
             code = errno.EROFS if read_only else errno.EACCES
             names = ", ".join(t.bm.name for t in self.targets if t.state == "pending")
             error = local_error(OSError(code, os.strerror(code), str(self.cache.cache_dir)), model=names,
-                                cache_dir=self.cache.cache_dir)
+                                cache_dir=self.cache.cache_dir, again=_IMPORT_AGAIN)
             assert error is not None  # EROFS and EACCES always have their line
             raise error  # one line for the whole import, before anything is written
         free = shutil.disk_usage(probe).free
@@ -848,7 +849,8 @@ class _Importer:
             if t.state != "pending":
                 continue
             t.state = "failed"
-            local = local_error(exc, model=t.bm.name, cache_dir=self.cache.cache_dir) if exc is not None else None
+            local = local_error(exc, model=t.bm.name, cache_dir=self.cache.cache_dir, again=_IMPORT_AGAIN) \
+                if exc is not None else None
             if exc is not None and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 t.error = DiskSpaceError(f"not imported: {words}", model=t.bm.name,
                                          hint="free space, then run the same import again")

@@ -199,6 +199,7 @@ def test_import_into_a_read_only_cache_fails_in_one_line_before_writing(hub, war
     before = tree_listing(ro)
     proc = run_cli("import", str(cold), "--index", str(index), "--cache-dir", str(ro))
     assert_clean_failure(proc.returncode, proc.stdout, proc.stderr, (4,), "whisper:cold", "Read-only file system")
+    assert "lyricsub-hub import FILE" in proc.stderr  # the way out is to import elsewhere, not to download
     assert tree_listing(ro) == before
     ok = run_cli("import", str(present), "--index", str(index), "--cache-dir", str(ro))
     assert ok.returncode == 0, ok.stderr
