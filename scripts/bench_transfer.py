@@ -65,14 +65,15 @@ class Download:
                "(inside the child process, after imports; curl: process wall time). Each run starts from an empty "
                f"cache, after the previous run's files were deleted, `sync` and {SETTLE:g} s of quiet. Medians: " +
                ", ".join(f"{k} {v:.2f} s" for k, v in self.seconds.items()) + "."]
-        out.append("Why the pause: on this VM memory that lies free for about two seconds goes back to the host (free page "
-                   "reporting: virtio_balloon), and a process that writes into it is slow; one that writes right after "
-                   "another freed its memory is fast. Without the pause a tool inherited the state the tool before it "
-                   "left: snapshot_download (10 MB writes) took 0.4-0.6 s per GiB right after another snapshot_download "
-                   "or after a process touched and freed 3 GiB, and 1.4-1.9 s after ours or after a pause, so figure C "
-                   "depended on the order of the runs. With the pause every run starts from the same state, the one a "
-                   "first download after idle time meets here. The rows 'right after another process touched and freed "
-                   "3 GiB' measure the other state, as a machine whose free memory stays backed would give it.")
+        span = lambda vs: f"{min(vs):.2f}-{max(vs):.2f} s"  # noqa: E731
+        states = (f": in this run snapshot_download took {span(self.warm['hf'])} right after another process touched and "
+                  f"freed 3 GiB, and {span(self.each['hf'])} after the pause") if self.warm and self.each else ""
+        out.append("Why the pause: on this VM, our reading is that memory lying free for about two seconds goes back to "
+                   "the host (free page reporting, virtio_balloon), and a process that writes into it is slow, while one "
+                   "that writes right after another process freed its memory is fast. Without the pause each tool "
+                   "inherited the state the tool before it left, so figure C depended on the order of the runs; with it "
+                   "every run starts from the same state, the one a first download after idle time meets here. The rows "
+                   f"'right after another process touched and freed 3 GiB' measure the other state{states}.")
         out.append(f"ModelDownloader runs with {_flags()} (connections adapt to the line up to a ceiling of 32; a file gets a "
                    "second connection only while its connections spend more time waiting for bytes than writing and "
                    "hashing them, so over loopback each file keeps one) and hashes every byte on the connection's own "
@@ -86,9 +87,9 @@ class Download:
         if self.warm:
             out.append("Per-repeat seconds right after another process touched and freed 3 GiB: "
                        + "; ".join(f"{k} " + " ".join(f"{v:.2f}" for v in vs) for k, vs in self.warm.items()) + ".")
-        if self.rate("ours") < 0.95 * self.rate("hf"):
-            span = lambda k: f"{min(self.each[k]):.2f}-{max(self.each[k]):.2f} s" if self.each else "?"  # noqa: E731
-            out.append(f"Why the goal is missed here: ours took {span('ours')} per run, snapshot_download {span('hf')}.")
+        if self.rate("ours") < 0.95 * self.rate("hf") and self.each:
+            out.append(f"Why the goal is missed here: ours took {span(self.each['ours'])} per run, snapshot_download "
+                       f"{span(self.each['hf'])}.")
         if self.curl_note:
             out.append(self.curl_note)
         return out

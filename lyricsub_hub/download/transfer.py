@@ -3,13 +3,13 @@
 `Ranged` is the transfer. Every file starts on one connection. A large file whose
 server takes ranges is split late: when the engine has room for another body
 (adapt.py decides how many), the file's measured rate says the rest would take
-longer than SPLIT_AFTER, and its connections spend most of their time waiting for
-bytes (not writing and hashing them: then this machine is the bound, and a file's
+longer than SPLIT_AFTER, and its connections spend more time waiting for bytes
+than writing and hashing them (else this machine is the bound, and a file's
 sha256 is sequential, so another connection only adds work), half of its largest
-running range goes to a new connection; a connection that finishes early takes half of the largest range
-still running. A connection the engine sheds, or one a host refused with 429,
-hands its rest back to the file's pending ranges. Either way the part file keeps
-every finished byte for the next run, the hash grows with the contiguous prefix,
+running range goes to a new connection; a connection that finishes early takes
+half of the largest range still running. A connection the engine sheds, or one a
+host refused with 429, hands its rest back to the file's pending ranges. Either
+way the part file keeps every finished byte for the next run, the hash grows with the contiguous prefix,
 and the blob takes its name only when its sha256 matches the pin.
 """
 
