@@ -229,15 +229,15 @@ def record_ranges(record: dict[str, object], size: int) -> list[tuple[int, int]]
 
 
 def held_bytes(cache_dir: Path, repo: str, sha256: str, size: int | None = None) -> int:
-    """Bytes an interrupted download of this blob holds, read from its record (0 when none, unreadable, or when it
-    claims more than the pinned size)."""
+    """Bytes an interrupted download of this blob holds for us, read from its record (0 when none, unreadable, when it
+    claims more than the pinned size, or when part or record is not ours: PartFile drops those and starts over)."""
     paths = PartPaths.of(cache_dir, repo, sha256)
     try:
         fd = open_regular(paths.ranges)
     except OSError:
         return 0
     try:
-        record = read_record(fd)
+        record = read_record(fd) if _ours(os.fstat(fd)) else None
     finally:
         os.close(fd)
     if not record or record.get("sha256") != sha256:
@@ -249,9 +249,14 @@ def held_bytes(cache_dir: Path, repo: str, sha256: str, size: int | None = None)
         part = os.lstat(paths.part)
     except OSError:
         return 0
-    if not stat.S_ISREG(part.st_mode):
+    if not stat.S_ISREG(part.st_mode) or not _ours(part):
         return 0
     return min(RangeSet(record_ranges(record, claimed)).covered(), part.st_size, part.st_blocks * 512)
+
+
+def _ours(st: os.stat_result) -> bool:
+    """What open_own accepts (PartFile opens both files with it): our own file, with one link."""
+    return st.st_uid == os.geteuid() and st.st_nlink == 1
 
 
 # -- part files on disk: found, probed, removed under their blob's lock (download, gc, rm and doctor) ------------

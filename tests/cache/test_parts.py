@@ -78,3 +78,21 @@ def test_a_discarded_part_file_leaves_no_record_behind(tmp_path) -> None:
     part.write(0, b"x" * 4096)
     part.discard()
     assert not part.paths.ranges.exists() and not part.paths.part.exists()
+
+
+def test_another_users_interrupted_download_is_not_counted_as_ours_to_resume(tmp_path) -> None:
+    """In a team's folder, a part file another member left is dropped when we open it (we never write through
+    another user's file), so the plan must not count its bytes: it said 4.5 MB to fetch, then fetched 50."""
+    import pytest
+
+    from lyricsub_hub.cache.parts import held_bytes
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the files to another uid")
+    part = PartFile(tmp_path, REPO, SHA, 1 << 20)
+    part.write(0, b"x" * 4096)
+    part.close()
+    assert held_bytes(tmp_path, REPO, SHA, 1 << 20) == 4096  # ours: a resume keeps it
+    for path in (part.paths.part, part.paths.ranges):
+        os.chown(path, 1001, 100)
+    assert held_bytes(tmp_path, REPO, SHA, 1 << 20) == 0
